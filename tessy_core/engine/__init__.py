@@ -1,0 +1,21 @@
+"""The cooperative decoding engine."""
+
+from tessy_core.engine.factory import open_decoder
+from tessy_core.engine.loop import MODE_PLAN, CooperativeDecoder, Participant
+from tessy_core.engine.records import Role, SampleCheckpoint, SampleRequest, SampleResult, Span, SpanEnd
+from tessy_core.engine.runner import RunSummary, run_samples
+
+__all__ = [
+    "MODE_PLAN",
+    "CooperativeDecoder",
+    "Participant",
+    "Role",
+    "RunSummary",
+    "SampleCheckpoint",
+    "SampleRequest",
+    "SampleResult",
+    "Span",
+    "SpanEnd",
+    "open_decoder",
+    "run_samples",
+]

@@ -1,0 +1,42 @@
+"""Builds a decoder from configuration: loads tokenizers, backends and predictors (the I/O side)."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from tessy_core.backends import build_backend
+from tessy_core.chat import chat_format_for, load_tokenizer
+from tessy_core.config import GenerationConfig, Mode, ModelConfig, PredictorConfig
+from tessy_core.engine.loop import MODE_PLAN, CooperativeDecoder, Participant
+from tessy_core.engine.records import Role
+from tessy_core.predictors import build_predictor
+
+
+def _participant(role: Role, model: ModelConfig, predictor: PredictorConfig | None, interleaved: bool) -> Participant:
+    return Participant(
+        role=role,
+        backend=build_backend(model),
+        chat=chat_format_for(model, load_tokenizer(model.path, model.revision)),
+        span_tokens=model.span_tokens,
+        sampling=model.sampling,
+        send_seed=model.send_seed,
+        predictor=build_predictor(predictor) if interleaved and predictor else None,
+    )
+
+
+@asynccontextmanager
+async def open_decoder(config: GenerationConfig, mode: Mode | None = None) -> AsyncIterator[CooperativeDecoder]:
+    """A ready decoder for `config` (optionally another mode); closes backends on exit."""
+    if mode is not None:
+        config = config.with_mode(mode)
+    interleaved = len(MODE_PLAN[config.engine.mode][0]) > 1
+    teacher = _participant(Role.teacher, config.teacher, config.teacher_predictor, interleaved)
+    student = _participant(Role.student, config.student, config.student_predictor, interleaved)
+    try:
+        yield CooperativeDecoder(teacher, student, config.engine, config.config_hash())
+    finally:
+        for participant in (teacher, student):
+            await participant.backend.aclose()
+            if participant.predictor is not None:
+                await participant.predictor.aclose()

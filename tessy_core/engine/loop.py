@@ -1,0 +1,266 @@
+"""The cooperative decoding loop: one sample from a teacher and a student taking turns.
+
+Pure orchestration: it talks to models only through `Backend`, to boundary predictors only through
+`BoundaryPredictor`, and to storage only through the optional checkpoint callback. See
+docs/engine.md for the algorithm and the meaning of every recorded figure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from tessy_core.backends.base import Backend, BackendError, SamplingParams
+from tessy_core.chat import ChatFormat
+from tessy_core.config import EngineConfig, Mode, SamplingConfig
+from tessy_core.engine.guards import extend_to_word_end, first_word_end, has_repetition_loop
+from tessy_core.engine.records import (
+    ModelUsage,
+    Role,
+    SampleCheckpoint,
+    SampleRequest,
+    SampleResult,
+    Span,
+    SpanEnd,
+)
+from tessy_core.predictors.base import BoundaryPredictor, TokenKind
+
+CheckpointSink = Callable[[SampleCheckpoint], Awaitable[None]]
+
+# Who writes the thinking (in turn order) and who writes the final answer, per mode.
+MODE_PLAN: dict[Mode, tuple[tuple[Role, ...], Role]] = {
+    Mode.tessy: ((Role.student, Role.teacher), Role.student),
+    Mode.teacher_only: ((Role.teacher,), Role.teacher),
+    Mode.student_only: ((Role.student,), Role.student),
+    Mode.teacher_think: ((Role.teacher,), Role.student),
+    Mode.teacher_answer: ((Role.student,), Role.teacher),
+}
+
+# The kind of token that ends a role's span: the teacher hands over at style, the student at capability.
+HANDOVER_KIND = {Role.teacher: TokenKind.STYLE, Role.student: TokenKind.CAPABILITY}
+
+
+@dataclass(frozen=True)
+class Participant:
+    """One model as the loop sees it."""
+
+    role: Role
+    backend: Backend
+    chat: ChatFormat
+    span_tokens: int
+    sampling: SamplingConfig
+    send_seed: bool
+    predictor: BoundaryPredictor | None = None
+
+
+class SampleFailed(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+class CooperativeDecoder:
+    """Turns (problem, sample index) into one training sample, in any `Mode`."""
+
+    def __init__(self, teacher: Participant, student: Participant, engine: EngineConfig, config_hash: str):
+        self.participants = {Role.teacher: teacher, Role.student: student}
+        self.engine = engine
+        self.mode = engine.mode
+        writers, _ = MODE_PLAN[self.mode]
+        if len(writers) > 1 and not (teacher.predictor and student.predictor):
+            raise ValueError("interleaved thinking needs a boundary predictor for each model")
+        self.identities = {
+            "teacher_model": teacher.backend.model_id,
+            "student_model": student.backend.model_id,
+            "teacher_predictor": teacher.predictor.identity if teacher.predictor else "",
+            "student_predictor": student.predictor.identity if student.predictor else "",
+            "config_hash": config_hash,
+        }
+
+    async def generate(
+        self,
+        request: SampleRequest,
+        *,
+        resume: SampleCheckpoint | None = None,
+        checkpoint: CheckpointSink | None = None,
+    ) -> SampleResult:
+        """Generate one sample, retrying from scratch on failure; never raises for a bad sample."""
+        started = time.perf_counter()
+        state = resume or self._fresh_state(request, attempt=1, failures=[], usage=None)
+        while True:
+            try:
+                thinking, answer, answer_role = await self._attempt(request, state, checkpoint)
+                return self._result(request, state, "ok", None, thinking, answer, answer_role, started)
+            except SampleFailed as failure:
+                detail = str(failure)
+            except BackendError as failure:
+                detail = f"backend_error: {failure}"
+            state.attempt_failures.append(detail)
+            if state.attempt >= self.engine.max_attempts:
+                return self._result(request, state, "failed", detail, state.thinking, "", None, started)
+            state = self._fresh_state(request, state.attempt + 1, state.attempt_failures, state.usage)
+
+    def _fresh_state(self, request: SampleRequest, attempt: int, failures: list[str], usage) -> SampleCheckpoint:
+        writers, _ = MODE_PLAN[self.mode]
+        return SampleCheckpoint(
+            sample_id=request.sample_id,
+            attempt=attempt,
+            steps=0,
+            active=writers[0],
+            spans=[],
+            usage=usage or {role: ModelUsage() for role in Role},
+            attempt_failures=failures,
+        )
+
+    async def _attempt(
+        self, request: SampleRequest, state: SampleCheckpoint, checkpoint: CheckpointSink | None
+    ) -> tuple[str, str, Role]:
+        writers, answer_role = MODE_PLAN[self.mode]
+        interleaved = len(writers) > 1
+        thinking = state.thinking
+        while True:
+            participant = self.participants[state.active]
+            thinking_tokens = sum(s.tokens_kept for s in state.spans)
+            budget = self.engine.max_thinking_tokens - thinking_tokens
+            if budget <= 0:
+                raise SampleFailed("thinking_token_cap", f"thinking exceeded {self.engine.max_thinking_tokens} tokens")
+            max_tokens = min(participant.span_tokens, budget) if interleaved else budget
+            completion = await participant.backend.complete(
+                participant.chat.thinking_prompt(request.problem) + thinking,
+                max_tokens=max_tokens,
+                sampling=self._sampling(participant, request, state),
+                stop=participant.chat.markers.think_end,
+                affinity_key=f"{request.sample_id}/{participant.role.value}",
+            )
+            state.steps += 1
+            chunk = completion.text
+            cut = await self._handover_cut(participant, thinking, chunk) if interleaved else None
+            kept = chunk if cut is None else chunk[:cut]
+            kept_tokens = completion.num_tokens if cut is None else participant.backend.count_tokens(kept)
+            usage = state.usage[participant.role]
+            usage.requests += 1
+            usage.tokens_generated += completion.num_tokens
+            usage.tokens_kept += kept_tokens
+            usage.tokens_discarded += max(completion.num_tokens - kept_tokens, 0)
+            ended_by = None
+            if cut is not None:
+                ended_by = SpanEnd.boundary
+            elif completion.ended_turn:
+                ended_by = SpanEnd.end_of_thinking
+            elif not interleaved:
+                raise SampleFailed("thinking_token_cap", f"thinking exceeded {self.engine.max_thinking_tokens} tokens")
+            self._append(state, participant.role, kept, kept_tokens, completion.num_tokens, ended_by)
+            thinking += kept
+
+            if state.steps % self.engine.repetition_check_every == 0 or ended_by is SpanEnd.end_of_thinking:
+                self._check_repetition(thinking)
+            if ended_by is SpanEnd.end_of_thinking:
+                break
+            if ended_by is SpanEnd.boundary:
+                state.active = participant.role.other
+            if checkpoint is not None and state.steps % self.engine.checkpoint_every == 0:
+                await checkpoint(state)
+        if not interleaved and state.spans:
+            state.spans[-1].ended_by = SpanEnd.single_writer
+        answer = await self._answer(request, state, thinking, answer_role)
+        return thinking, answer, answer_role
+
+    async def _handover_cut(self, participant: Participant, thinking: str, chunk: str) -> int | None:
+        """Where to cut the chunk so the other model takes over, or None to keep it whole."""
+        if not chunk.strip():
+            return None
+        boundary = await participant.predictor.find_boundary(
+            thinking, chunk, HANDOVER_KIND[participant.role], min_offset=first_word_end(chunk)
+        )
+        if boundary is None:
+            return None
+        cut = extend_to_word_end(chunk, boundary)
+        return cut if cut < len(chunk) else None
+
+    @staticmethod
+    def _append(state: SampleCheckpoint, role: Role, text: str, kept: int, generated: int, ended_by: SpanEnd | None) -> None:
+        """Extend the open span of `role`, or open a new one after a switch."""
+        last = state.spans[-1] if state.spans else None
+        if last is not None and last.role is role and last.ended_by is None:
+            last.text += text
+            last.end += len(text)
+            last.steps += 1
+            last.tokens_kept += kept
+            last.tokens_discarded += max(generated - kept, 0)
+            last.ended_by = ended_by
+            return
+        start = last.end if last else 0
+        state.spans.append(
+            Span(role, text, start, start + len(text), 1, kept, max(generated - kept, 0), ended_by)
+        )
+
+    def _check_repetition(self, thinking: str) -> None:
+        engine = self.engine
+        if has_repetition_loop(
+            thinking,
+            min_words=engine.repetition_ngram_min,
+            max_words=engine.repetition_ngram_max,
+            repeats=engine.repetition_repeats,
+        ):
+            raise SampleFailed("repetition", f"an n-gram repeated {engine.repetition_repeats}+ times in a row")
+
+    async def _answer(self, request: SampleRequest, state: SampleCheckpoint, thinking: str, role: Role) -> str:
+        writer = self.participants[role]
+        completion = await writer.backend.complete(
+            writer.chat.answer_prompt(request.problem, thinking),
+            max_tokens=self.engine.max_answer_tokens,
+            sampling=self._sampling(writer, request, state, salt="answer"),
+            affinity_key=f"{request.sample_id}/{role.value}",
+        )
+        usage = state.usage[role]
+        usage.requests += 1
+        usage.tokens_generated += completion.num_tokens
+        usage.tokens_kept += completion.num_tokens
+        if not completion.ended_turn:
+            raise SampleFailed("answer_token_cap", f"the answer exceeded {self.engine.max_answer_tokens} tokens")
+        if not completion.text.strip():
+            raise SampleFailed("empty_answer", "the final answer is empty")
+        return completion.text.strip()
+
+    def _sampling(self, participant: Participant, request: SampleRequest, state: SampleCheckpoint, salt: str = "") -> SamplingParams:
+        seed = None
+        if participant.send_seed:
+            key = f"{self.engine.seed}/{request.sample_id}/{state.attempt}/{state.steps}/{salt}"
+            seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
+        cfg = participant.sampling
+        return SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, seed=seed)
+
+    def _result(
+        self,
+        request: SampleRequest,
+        state: SampleCheckpoint,
+        status: str,
+        failure_reason: str | None,
+        thinking: str,
+        answer: str,
+        answer_role: Role | None,
+        started: float,
+    ) -> SampleResult:
+        _, planned_answer_role = MODE_PLAN[self.mode]
+        student_chat = self.participants[Role.student].chat
+        return SampleResult(
+            sample_id=request.sample_id,
+            prompt_id=request.prompt_id,
+            sample_index=request.sample_index,
+            mode=self.mode.value,
+            status=status,
+            failure_reason=failure_reason,
+            problem=request.problem,
+            thinking=thinking,
+            answer=answer,
+            assistant=student_chat.assistant_text(thinking, answer) if status == "ok" else "",
+            answer_role=answer_role or planned_answer_role,
+            spans=state.spans,
+            usage=state.usage,
+            attempts=state.attempt,
+            attempt_failures=state.attempt_failures,
+            wall_s=time.perf_counter() - started,
+            identities=dict(self.identities),
+        )

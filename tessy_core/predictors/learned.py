@@ -1,0 +1,78 @@
+"""A learned boundary predictor: a 2-label causal token classifier over the recent trace.
+
+The label at position i is the kind of token i+1, so the classifier decides, as it reads the stream,
+whether the NEXT token starts a span of the other kind. The published predictors (Qwen3 token
+classifiers for GPT-OSS-120B / Qwen3-8B) load the same way from a local folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tessy_core.predictors.base import TokenKind
+from tessy_core.predictors.batching import MicroBatcher
+
+METADATA_FILE = "tessy_predictor.json"
+# Characters of context re-read per call; generous for the token window (bytes-per-token is ~3-5).
+_CHARS_PER_TOKEN_BOUND = 8
+
+
+class LearnedPredictor:
+    def __init__(self, path: str | Path, *, window_tokens: int | None = None, device: str = "cpu", max_batch: int = 64):
+        import torch
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        path = Path(path)
+        self._torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        if not self.tokenizer.is_fast:
+            raise ValueError(f"{path}: the predictor needs a fast tokenizer (character offsets)")
+        self.model = AutoModelForTokenClassification.from_pretrained(path).to(device).eval()
+        if self.model.config.num_labels != 2:
+            raise ValueError(f"{path}: expected a 2-label token classifier, got {self.model.config.num_labels} labels")
+        metadata = json.loads((path / METADATA_FILE).read_text()) if (path / METADATA_FILE).exists() else {}
+        self.window_tokens = window_tokens or int(metadata.get("window_tokens", 200))
+        self._device = device
+        self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self._identity = f"learned:{metadata.get('name', path.name)}@{metadata.get('version', 'local')}"
+        self._batcher: MicroBatcher[list[int], list[int]] = MicroBatcher(self._predict_batch, max_batch)
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @property
+    def batcher(self) -> MicroBatcher:
+        return self._batcher
+
+    async def find_boundary(self, context: str, chunk: str, target: TokenKind, min_offset: int = 0) -> int | None:
+        tail = context[-self.window_tokens * _CHARS_PER_TOKEN_BOUND :]
+        encoded = self.tokenizer(tail + chunk, add_special_tokens=False, return_offsets_mapping=True)
+        ids = encoded["input_ids"][-self.window_tokens :]
+        offsets = encoded["offset_mapping"][-self.window_tokens :]
+        next_kinds = await self._batcher.submit(ids)
+        chunk_start = len(tail)
+        for position in range(1, len(ids)):
+            start = offsets[position][0] - chunk_start
+            if start < min_offset:
+                continue
+            if next_kinds[position - 1] == target:
+                return start
+        return None
+
+    def _predict_batch(self, batch: list[list[int]]) -> list[list[int]]:
+        torch = self._torch
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            attention[row, : len(ids)] = 1
+        with torch.inference_mode():
+            logits = self.model(input_ids=input_ids.to(self._device), attention_mask=attention.to(self._device)).logits
+        predicted = logits.argmax(-1).cpu().tolist()
+        return [row[: len(ids)] for row, ids in zip(predicted, batch)]
+
+    async def aclose(self) -> None:
+        return None
