@@ -165,3 +165,11 @@ def load_yaml_model(cls: type[BaseModel], path: str | Path, section: str | None 
             raise ValueError(f"{path}: no top-level section {section!r}")
         data = data[section]
     return cls.model_validate(data)
+
+
+def load_generation_config(path: str | Path) -> GenerationConfig:
+    """A `GenerationConfig` from YAML: the whole file, or its `generation:` section."""
+    data = yaml.safe_load(Path(path).read_text())
+    if isinstance(data, dict) and "generation" in data:
+        data = data["generation"]
+    return GenerationConfig.model_validate(data)

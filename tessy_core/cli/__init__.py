@@ -11,6 +11,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """Build student-consistent SFT datasets with TESSY (teacher + student interleaved traces)."""
+
+
 # Sub-command groups, one module per area (each defines `app` or a command function).
 # Keep this list sorted; add one line per module.
 from tessy_core.cli import _register  # noqa: E402

@@ -10,6 +10,7 @@ import typer
 #   "group:NAME" adds the module's `app` as `tessy NAME ...`
 #   "commands"   adds every function in the module's `COMMANDS` list as a top-level command
 SUBCOMMANDS: dict[str, str] = {
+    "generate": "commands",
 }
 
 
