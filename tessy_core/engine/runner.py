@@ -80,6 +80,12 @@ async def run_samples(
                 if asyncio.iscoroutine(maybe):
                     await maybe
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    try:
+        async with asyncio.TaskGroup() as workers:  # one worker's crash cancels the others
+            for _ in range(concurrency):
+                workers.create_task(worker())
+    except BaseExceptionGroup as group:
+        # Callers handle the error that happened, not asyncio's wrapper around it.
+        raise group.exceptions[0] from None
     summary.wall_s = time.perf_counter() - started
     return summary
