@@ -1,0 +1,267 @@
+"""A `Backend` over OpenAI-compatible `/v1/completions` servers (vLLM), with replicas and failover.
+
+Prompts are sent as text and continued verbatim (no special tokens added, none skipped in the
+output: thinking markers of some families are special tokens). Token counting and the token ids
+of `score` come from the model's own tokenizer, loaded locally, so they cost no request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any, Callable, Sequence, TypeVar
+
+import httpx
+
+from tessy_core.backends.base import BackendError, Completion, SamplingParams, TokenScores
+from tessy_core.backends.replicas import Replica, ReplicaSet, RetryPolicy
+from tessy_core.chat import load_tokenizer
+from tessy_core.config import ModelConfig
+
+T = TypeVar("T")
+
+# A dead host must be noticed quickly even when the read timeout is generous.
+_CONNECT_TIMEOUT_S = 5.0
+_PROBE_TIMEOUT_S = 5.0
+# Status codes that mean "try again later" without the server being broken.
+_TRANSIENT_STATUS = frozenset({408, 429})
+
+
+class _AttemptFailed(Exception):
+    """One attempt on one replica failed.
+
+    `replica_down`: the server looks broken (take it out of rotation until a probe passes).
+    `retryable`: another attempt may succeed; when False the request itself is at fault.
+    """
+
+    def __init__(self, message: str, *, replica_down: bool, retryable: bool = True):
+        super().__init__(message)
+        self.replica_down = replica_down
+        self.retryable = retryable
+
+
+class OpenAIHTTPBackend:
+    """Serves one model from one or more OpenAI-compatible completion servers."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        served_model_name: str,
+        tokenizer: Any,
+        model_id: str,
+        api_key: str | None = None,
+        request_timeout_s: float = 120.0,
+        retry: RetryPolicy = RetryPolicy(),
+        send_seed: bool = True,
+        probe_cooldown_s: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.tokenizer = tokenizer
+        self._served_model_name = served_model_name
+        self._model_id = model_id
+        self._retry = retry
+        self._send_seed = send_seed
+        self._rng = rng or random.Random()
+        self._client = httpx.AsyncClient(
+            headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
+            timeout=httpx.Timeout(request_timeout_s, connect=min(_CONNECT_TIMEOUT_S, request_timeout_s)),
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+            transport=transport,
+        )
+        self._replicas = ReplicaSet(
+            endpoints, probe=self._probe, probe_cooldown_s=probe_cooldown_s, rng=self._rng
+        )
+
+    @classmethod
+    def from_config(cls, model: ModelConfig) -> "OpenAIHTTPBackend":
+        return cls(
+            model.endpoints,
+            served_model_name=model.served_model_name or model.name,
+            tokenizer=load_tokenizer(model.path, model.revision),
+            model_id=f"{model.name}@{model.revision or 'local'}",
+            api_key=model.api_key,
+            request_timeout_s=model.request_timeout_s,
+            retry=RetryPolicy(max_retries=model.max_retries),
+            send_seed=model.send_seed,
+        )
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    async def complete(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        sampling: SamplingParams,
+        stop: Sequence[str] = (),
+        affinity_key: str | None = None,
+    ) -> Completion:
+        body: dict[str, Any] = {
+            "model": self._served_model_name,
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k,
+            "stop": list(stop),
+            "add_special_tokens": False,
+            "skip_special_tokens": False,
+            "spaces_between_special_tokens": False,
+        }
+        if self._send_seed and sampling.seed is not None:
+            body["seed"] = sampling.seed
+        return await self._request(body, affinity_key, lambda payload: _parse_completion(payload, max_tokens))
+
+    async def score(self, prompt: str, continuation: str, *, affinity_key: str | None = None) -> TokenScores:
+        prompt_ids = self.tokenizer.encode(prompt, add_special_tokens=False)
+        continuation_ids = self.tokenizer.encode(continuation, add_special_tokens=False)
+        if not continuation_ids:
+            return TokenScores()
+        if not prompt_ids:
+            raise ValueError("score needs a non-empty prompt: the first token has no context to be scored in")
+        body = {
+            "model": self._served_model_name,
+            # Token ids, not text: the prompt/continuation boundary stays where the local
+            # tokenizer put it (text would be re-tokenized across the boundary).
+            "prompt": prompt_ids + continuation_ids,
+            "max_tokens": 0,
+            "echo": True,
+            "logprobs": 0,
+        }
+        logprobs = await self._request(
+            body, affinity_key, lambda payload: _parse_echo_logprobs(payload, len(continuation_ids))
+        )
+        return TokenScores(self.tokenizer.convert_ids_to_tokens(continuation_ids), logprobs)
+
+    def stats(self) -> dict[str, Any]:
+        """Per-replica counters (requests, errors, failovers, tokens) and health, for cost reports."""
+        return {"model_id": self._model_id, "replicas": self._replicas.stats()}
+
+    async def aclose(self) -> None:
+        await self._replicas.aclose()
+        await self._client.aclose()
+
+    async def _request(self, body: dict[str, Any], affinity_key: str | None, parse: Callable[[dict], T]) -> T:
+        """POST `body` to /completions on a chosen replica, failing over until `parse` accepts a reply."""
+        failed_on: list[Replica] = []
+        errors: list[str] = []
+        for attempt in range(self._retry.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(self._retry.delay_s(attempt, self._rng))
+            replica = self._replicas.choose(affinity_key, avoid=failed_on)
+            try:
+                with self._replicas.attempt(replica):
+                    payload = await self._post_completions(replica, body)
+                result = parse(payload)
+            except _AttemptFailed as failure:
+                will_retry = failure.retryable and attempt < self._retry.max_retries
+                self._replicas.record_failure(
+                    replica, str(failure), replica_down=failure.replica_down, will_retry=will_retry
+                )
+                if not failure.retryable:
+                    raise BackendError(
+                        f"model {self._served_model_name!r} at {replica.base_url} rejected the request: {failure}"
+                    ) from failure
+                failed_on.append(replica)
+                errors.append(f"{replica.base_url}: {failure}")
+                continue
+            usage = payload.get("usage") or {}
+            self._replicas.record_success(
+                replica,
+                prompt_tokens=usage.get("prompt_tokens") or 0,
+                completion_tokens=usage.get("completion_tokens") or 0,
+            )
+            return result
+        raise BackendError(
+            f"model {self._served_model_name!r}: no replica served the request after "
+            f"{self._retry.max_retries + 1} attempts on {[r.base_url for r in self._replicas.replicas]}; "
+            f"errors: {'; '.join(errors)}"
+        )
+
+    async def _post_completions(self, replica: Replica, body: dict[str, Any]) -> dict:
+        try:
+            response = await self._client.post(f"{replica.base_url}/completions", json=body)
+        except httpx.TimeoutException as exc:
+            raise _AttemptFailed(f"timed out ({type(exc).__name__})", replica_down=True) from exc
+        except httpx.TransportError as exc:
+            raise _AttemptFailed(f"{type(exc).__name__}: {exc}", replica_down=True) from exc
+        if response.status_code >= 500:
+            raise _AttemptFailed(f"HTTP {response.status_code}: {_error_detail(response)}", replica_down=True)
+        if response.status_code in _TRANSIENT_STATUS:
+            raise _AttemptFailed(f"HTTP {response.status_code}: {_error_detail(response)}", replica_down=False)
+        if response.status_code >= 400:
+            # The request itself is wrong (too long, bad parameter): no replica would accept it.
+            raise _AttemptFailed(
+                f"HTTP {response.status_code}: {_error_detail(response)}", replica_down=False, retryable=False
+            )
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise _AttemptFailed(f"reply is not JSON: {response.text[:200]!r}", replica_down=False) from exc
+
+    async def _probe(self, replica: Replica) -> bool:
+        try:
+            response = await self._client.get(replica.health_url, timeout=_PROBE_TIMEOUT_S)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+
+def _first_choice(payload: dict) -> dict:
+    choices = payload.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise _AttemptFailed(f"reply has no choices: {str(payload)[:200]}", replica_down=False)
+    return choices[0]
+
+
+def _parse_completion(payload: dict, max_tokens: int) -> Completion:
+    choice = _first_choice(payload)
+    finish_reason = choice.get("finish_reason")
+    if finish_reason not in ("stop", "length"):
+        raise _AttemptFailed(f"generation ended with finish_reason={finish_reason!r}", replica_down=False)
+    num_tokens = (payload.get("usage") or {}).get("completion_tokens")
+    if not isinstance(num_tokens, int):
+        raise _AttemptFailed("reply has no usage.completion_tokens", replica_down=False)
+    if finish_reason == "length" and num_tokens == 0 and max_tokens > 0:
+        # A "length" stop without a single token makes no progress; a caller looping on
+        # completions would spin forever on it.
+        raise _AttemptFailed("empty completion with finish_reason 'length'", replica_down=False)
+    stop_reason = choice.get("stop_reason")
+    return Completion(
+        text=choice.get("text") or "",
+        num_tokens=num_tokens,
+        finish_reason=finish_reason,
+        # vLLM reports a matched stop string as text and a stop token as its id.
+        stop_string=stop_reason if isinstance(stop_reason, str) else None,
+    )
+
+
+def _parse_echo_logprobs(payload: dict, num_scored: int) -> list[float]:
+    """The log-probabilities of the last `num_scored` echoed prompt tokens."""
+    logprobs = _first_choice(payload).get("logprobs") or {}
+    token_logprobs = logprobs.get("token_logprobs") or []
+    scored = token_logprobs[-num_scored:]
+    if len(scored) != num_scored or any(lp is None for lp in scored):
+        raise _AttemptFailed(
+            f"reply lacks prompt logprobs for {num_scored} tokens (got {len(token_logprobs)} entries)",
+            replica_down=False,
+        )
+    return [float(lp) for lp in scored]
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        payload = response.json()
+    except ValueError:
+        return response.text[:300]
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message", error))[:300]
+    return str(error or response.text)[:300]

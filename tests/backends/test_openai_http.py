@@ -1,0 +1,204 @@
+"""Request/response mapping and failover of `OpenAIHTTPBackend` against an in-process fake transport.
+
+The real-server proof is `test_openai_http_vllm.py`; this file pins the narrow logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from typing import Callable
+
+import httpx
+import pytest
+
+from tessy_core.backends import BackendError, SamplingParams
+from tessy_core.backends.openai_http import OpenAIHTTPBackend
+from tessy_core.backends.replicas import RetryPolicy
+
+A, B = "http://replica-a:8000/v1", "http://replica-b:8000/v1"
+FAST_RETRY = RetryPolicy(max_retries=3, backoff_base_s=0.001, backoff_max_s=0.002)
+
+
+class CharTokenizer:
+    """One token per character: enough to check which ids are sent and which logprobs come back."""
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [ord(c) for c in text]
+
+    def convert_ids_to_tokens(self, ids: list[int]) -> list[str]:
+        return [chr(i) for i in ids]
+
+
+def completion_reply(text="abc", *, tokens=3, finish="length", stop_reason=None) -> httpx.Response:
+    return httpx.Response(
+        200,
+        json={
+            "choices": [{"index": 0, "text": text, "finish_reason": finish, "stop_reason": stop_reason}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": tokens},
+        },
+    )
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def make_backend(handlers: dict[str, Handler], *, send_seed=True, retry=FAST_RETRY, cooldown_s=60.0):
+    """A backend whose replica `host` is answered by `handlers[host]`; records every request."""
+    seen: list[httpx.Request] = []
+
+    def route(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handlers[request.url.host](request)
+
+    backend = OpenAIHTTPBackend(
+        [f"http://{host}:8000/v1" for host in handlers],
+        served_model_name="student",
+        tokenizer=CharTokenizer(),
+        model_id="student@local",
+        api_key="secret",
+        retry=retry,
+        send_seed=send_seed,
+        probe_cooldown_s=cooldown_s,
+        transport=httpx.MockTransport(route),
+        rng=random.Random(0),
+    )
+    return backend, seen
+
+
+def refuse(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+async def complete(backend, key=None, **kwargs):
+    return await backend.complete("prompt", max_tokens=8, sampling=SamplingParams(seed=7), affinity_key=key, **kwargs)
+
+
+async def test_completion_request_and_reply_mapping():
+    backend, seen = make_backend({"replica-a": lambda r: completion_reply("x</think", tokens=4, finish="stop", stop_reason="</think>")})
+    result = await complete(backend, stop=["</think>"])
+    body = json.loads(seen[0].content)
+    assert seen[0].url.path == "/v1/completions"
+    assert seen[0].headers["authorization"] == "Bearer secret"
+    assert body == {
+        "model": "student", "prompt": "prompt", "max_tokens": 8, "temperature": 0.7, "top_p": 0.8,
+        "top_k": 20, "stop": ["</think>"], "seed": 7, "add_special_tokens": False,
+        "skip_special_tokens": False, "spaces_between_special_tokens": False,
+    }  # fmt: skip
+    assert (result.text, result.num_tokens, result.finish_reason, result.stop_string) == ("x</think", 4, "stop", "</think>")
+    assert result.ended_turn
+    await backend.aclose()
+
+
+async def test_seed_is_left_out_when_disabled_and_stop_token_ids_are_not_stop_strings():
+    backend, seen = make_backend({"replica-a": lambda r: completion_reply(finish="stop", stop_reason=151645)}, send_seed=False)
+    result = await complete(backend)
+    assert "seed" not in json.loads(seen[0].content)
+    assert result.finish_reason == "stop" and result.stop_string is None
+    await backend.aclose()
+
+
+async def test_score_sends_concatenated_ids_and_returns_continuation_logprobs():
+    def echo(request: httpx.Request) -> httpx.Response:
+        ids = json.loads(request.content)["prompt"]
+        logprobs = [None] + [-0.5 - i for i in range(len(ids) - 1)]
+        return httpx.Response(200, json={"choices": [{"text": "", "finish_reason": "length", "logprobs": {"token_logprobs": logprobs}}], "usage": {}})
+
+    backend, seen = make_backend({"replica-a": echo})
+    scores = await backend.score("ab", "cd", affinity_key="k")
+    body = json.loads(seen[0].content)
+    assert body["prompt"] == [ord("a"), ord("b"), ord("c"), ord("d")]
+    assert body["echo"] is True and body["max_tokens"] == 0 and body["logprobs"] == 0
+    assert scores.tokens == ["c", "d"] and scores.logprobs == [-1.5, -2.5]
+    assert (await backend.score("ab", "")).logprobs == []
+    with pytest.raises(ValueError):
+        await backend.score("", "cd")
+    await backend.aclose()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        refuse,
+        lambda r: httpx.Response(500, json={"error": {"message": "EngineDeadError"}}),
+        lambda r: (_ for _ in ()).throw(httpx.ReadTimeout("timed out", request=r)),
+        lambda r: (_ for _ in ()).throw(httpx.RemoteProtocolError("peer closed", request=r)),
+    ],
+    ids=["refused", "http500", "timeout", "reset"],
+)
+async def test_broken_replica_fails_over_and_is_taken_out(failure):
+    backend, seen = make_backend({"replica-a": failure, "replica-b": lambda r: completion_reply()})
+    # Pick keys that hash to the broken replica so the failover path is exercised.
+    keys = [k for k in (f"k{i}" for i in range(50)) if backend._replicas.choose(k).base_url == A][:5]
+    results = [await complete(backend, key) for key in keys]
+    assert all(r.text == "abc" for r in results)
+    stats = backend.stats()["replicas"]
+    assert stats[A]["healthy"] is False
+    # Only the first request touched A: afterwards it is out of rotation.
+    assert stats[A]["requests"] == 1 and stats[A]["errors"] == 1 and stats[A]["failovers"] == 1
+    assert stats[B]["requests"] == 5 and stats[B]["completion_tokens"] == 15
+    await backend.aclose()
+
+
+async def test_replica_comes_back_after_a_passing_health_probe():
+    state = {"up": False}
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if not state["up"]:
+            return refuse(request)
+        if request.url.path == "/health":
+            return httpx.Response(200)
+        return completion_reply("from-a")
+
+    backend, seen = make_backend({"replica-a": flaky, "replica-b": lambda r: completion_reply("from-b")}, cooldown_s=0.0)
+    key = next(k for k in (f"k{i}" for i in range(50)) if backend._replicas.choose(k).base_url == A)
+    assert (await complete(backend, key)).text == "from-b"
+    state["up"] = True
+    await complete(backend, key)  # starts the probe of A (its cooldown is over) in the background
+    await asyncio.sleep(0.01)
+    assert (await complete(backend, key)).text == "from-a"
+    assert any(r.url.path == "/health" and r.url.host == "replica-a" for r in seen)
+    await backend.aclose()
+
+
+async def test_empty_length_completion_is_retried_then_reported():
+    replies = iter([completion_reply("", tokens=0, finish="length"), completion_reply("ok", tokens=2)])
+    backend, _ = make_backend({"replica-a": lambda r: next(replies)})
+    assert (await complete(backend)).text == "ok"
+    stats = backend.stats()["replicas"][A]
+    assert stats["errors"] == 1 and stats["healthy"] is True  # the server answered: not taken out
+    await backend.aclose()
+
+    backend, _ = make_backend({"replica-a": lambda r: completion_reply("", tokens=0, finish="length")})
+    with pytest.raises(BackendError, match="empty completion"):
+        await complete(backend)
+    await backend.aclose()
+
+
+async def test_bad_request_is_not_retried():
+    backend, seen = make_backend({"replica-a": lambda r: httpx.Response(400, json={"error": {"message": "prompt too long"}})})
+    with pytest.raises(BackendError, match="rejected the request: HTTP 400: prompt too long"):
+        await complete(backend)
+    assert len(seen) == 1
+    await backend.aclose()
+
+
+async def test_all_replicas_down_raises_with_every_replica_and_error():
+    backend, seen = make_backend(
+        {"replica-a": refuse, "replica-b": lambda r: httpx.Response(503, text="overloaded")},
+        retry=RetryPolicy(max_retries=2, backoff_base_s=0.001),
+    )
+    with pytest.raises(BackendError) as raised:
+        await complete(backend, "k")
+    message = str(raised.value)
+    assert "after 3 attempts" in message and A in message and B in message
+    assert "ConnectError" in message and "HTTP 503: overloaded" in message
+    assert len(seen) == 3
+    await backend.aclose()
+
+
+async def test_count_tokens_is_local():
+    backend, seen = make_backend({"replica-a": refuse})
+    assert backend.count_tokens("hello") == 5 and seen == []
+    await backend.aclose()
