@@ -1,0 +1,93 @@
+"""Planning a build into shards, and running one shard: generate, verify, stage each sample.
+
+A shard is the unit of distribution and of resume. Running a shard again skips the samples it
+already staged and resumes running traces from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Callable, Protocol
+
+from tessy_core.catalog.schema import PromptRecord
+from tessy_core.config import GenerationConfig
+from tessy_core.build.workspace import BuildPlan, BuildWorkspace, ShardSpec
+from tessy_core.engine.factory import open_decoder
+from tessy_core.engine.records import SampleRequest, SampleResult, sample_id_for
+from tessy_core.engine.runner import run_samples
+
+class SampleVerifier(Protocol):
+    """Checks a generated answer against its prompt's tests; returns a JSON-friendly verdict."""
+
+    async def __call__(self, prompt: PromptRecord, answer: str) -> dict[str, Any]: ...
+
+def plan_build(
+    dataset: str, prompts: list[PromptRecord], *, config_hash: str, samples_per_prompt: int, shard_size: int
+) -> BuildPlan:
+    """A deterministic plan: the same selection and config always give the same build id and shards."""
+    prompt_ids = sorted(p.prompt_id for p in prompts)
+    key = json.dumps([dataset, config_hash, samples_per_prompt, prompt_ids])
+    build_id = f"{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    shards = [
+        ShardSpec(shard_id=f"shard-{index:05d}", prompt_ids=prompt_ids[start : start + shard_size])
+        for index, start in enumerate(range(0, len(prompt_ids), shard_size))
+    ]
+    return BuildPlan(
+        build_id=build_id, dataset=dataset, config_hash=config_hash, samples_per_prompt=samples_per_prompt, shards=shards
+    )
+
+def shard_requests(plan: BuildPlan, shard: ShardSpec, prompts: dict[str, PromptRecord], mode: str) -> list[SampleRequest]:
+    return [
+        SampleRequest(
+            sample_id=sample_id_for(pid, index, mode, plan.config_hash),
+            prompt_id=pid,
+            problem=prompts[pid].statement,
+            sample_index=index,
+        )
+        for pid in shard.prompt_ids
+        for index in range(plan.samples_per_prompt)
+    ]
+
+async def run_shard(
+    workspace: BuildWorkspace,
+    plan: BuildPlan,
+    shard: ShardSpec,
+    generation: GenerationConfig,
+    *,
+    verifier: SampleVerifier | None = None,
+    on_sample: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Generate and verify every sample of a shard not yet staged; returns the shard's summary."""
+    done = workspace.shard_done(shard.shard_id)
+    if done is not None:
+        return done
+    prompts = workspace.load_prompts()
+    staged = workspace.finished_records(shard.shard_id)
+    requests = shard_requests(plan, shard, prompts, generation.engine.mode.value)
+    todo = [r for r in requests if r.sample_id not in staged]
+
+    async def stage(result: SampleResult) -> None:
+        record = result.to_record()
+        if result.ok and verifier is not None:
+            record["verification"] = await verifier(prompts[result.prompt_id], result.answer)
+        workspace.append_record(shard.shard_id, record)
+        workspace.drop_checkpoint(result.sample_id)
+        if on_sample is not None:
+            on_sample(record)
+
+    async def checkpoint(state) -> None:
+        workspace.save_checkpoint(state)
+
+    async with open_decoder(generation) as decoder:
+        summary = await run_samples(
+            decoder,
+            todo,
+            concurrency=generation.engine.concurrency,
+            on_result=stage,
+            resume_from=workspace.load_checkpoint,
+            checkpoint=checkpoint,
+        )
+    result = {"shard_id": shard.shard_id, "samples": len(requests), "resumed_with": len(staged), **summary.to_record()}
+    workspace.mark_shard_done(shard.shard_id, result)
+    return result

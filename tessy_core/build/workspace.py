@@ -1,0 +1,141 @@
+"""A build's local staging area: its plan, finished samples per shard, and in-flight checkpoints.
+
+Everything a restart needs lives here, written so that a crash at any point loses at most the
+samples in flight (and, thanks to checkpoints, only their last few steps):
+- `plan.json` and `prompts.jsonl`: the frozen selection and sharding, written once, atomically;
+- `shards/<shard>.jsonl`: one line per finished sample, appended and fsynced;
+- `shards/<shard>.done`: written atomically once every sample of the shard is in its file;
+- `checkpoints/<sample>.json`: the spans so far of each running sample, replaced atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from pydantic import BaseModel, ConfigDict
+
+from tessy_core.catalog.schema import PromptRecord
+from tessy_core.engine.records import SampleCheckpoint
+
+
+class ShardSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    shard_id: str
+    prompt_ids: list[str]
+
+
+class BuildPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    build_id: str
+    dataset: str
+    config_hash: str
+    samples_per_prompt: int
+    shards: list[ShardSpec]
+
+    @property
+    def prompt_ids(self) -> list[str]:
+        return [pid for shard in self.shards for pid in shard.prompt_ids]
+
+
+class PlanMismatch(RuntimeError):
+    """The workspace belongs to a build with another configuration."""
+
+
+def _write_atomic(path: Path, data: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class BuildWorkspace:
+    def __init__(self, root: Path, build_id: str):
+        self.dir = Path(root) / build_id
+        self.shards_dir = self.dir / "shards"
+        self.checkpoints_dir = self.dir / "checkpoints"
+        for directory in (self.shards_dir, self.checkpoints_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    # --- plan -------------------------------------------------------------------------------
+    def freeze_plan(self, plan: BuildPlan, prompts: list[PromptRecord]) -> BuildPlan:
+        """Write the plan on first run; on a rerun return the stored one (same config required)."""
+        existing = self.load_plan()
+        if existing is not None:
+            if existing.config_hash != plan.config_hash:
+                raise PlanMismatch(
+                    f"{self.dir}: build {plan.build_id} was planned with config {existing.config_hash}, "
+                    f"not {plan.config_hash}"
+                )
+            return existing
+        _write_atomic(self.dir / "prompts.jsonl", "".join(p.model_dump_json() + "\n" for p in prompts))
+        _write_atomic(self.dir / "plan.json", plan.model_dump_json(indent=2))
+        return plan
+
+    def load_plan(self) -> BuildPlan | None:
+        path = self.dir / "plan.json"
+        return BuildPlan.model_validate_json(path.read_text()) if path.exists() else None
+
+    def load_prompts(self) -> dict[str, PromptRecord]:
+        with (self.dir / "prompts.jsonl").open() as lines:
+            prompts = (PromptRecord.model_validate_json(line) for line in lines if line.strip())
+            return {p.prompt_id: p for p in prompts}
+
+    # --- finished samples ---------------------------------------------------------------------
+    def _shard_file(self, shard_id: str) -> Path:
+        return self.shards_dir / f"{shard_id}.jsonl"
+
+    def finished_records(self, shard_id: str) -> dict[str, dict[str, Any]]:
+        """Records already written for a shard, by sample id. A torn last line (crash mid-write)
+        is ignored and cut off, so the next append starts clean."""
+        path = self._shard_file(shard_id)
+        if not path.exists():
+            return {}
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            data = data[: data.rfind(b"\n") + 1]
+            path.write_bytes(data)
+        records = {}
+        for line in data.decode().splitlines():
+            record = json.loads(line)
+            records[record["sample_id"]] = record
+        return records
+
+    def append_record(self, shard_id: str, record: dict[str, Any]) -> None:
+        with self._shard_file(shard_id).open("a") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def mark_shard_done(self, shard_id: str, summary: dict[str, Any]) -> None:
+        _write_atomic(self.shards_dir / f"{shard_id}.done", json.dumps(summary, indent=2))
+
+    def shard_done(self, shard_id: str) -> dict[str, Any] | None:
+        path = self.shards_dir / f"{shard_id}.done"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def iter_records(self, plan: BuildPlan) -> Iterator[dict[str, Any]]:
+        for shard in plan.shards:
+            yield from self.finished_records(shard.shard_id).values()
+
+    # --- in-flight checkpoints ---------------------------------------------------------------
+    def _checkpoint_file(self, sample_id: str) -> Path:
+        return self.checkpoints_dir / f"{sample_id}.json"
+
+    def save_checkpoint(self, state: SampleCheckpoint) -> None:
+        _write_atomic(self._checkpoint_file(state.sample_id), json.dumps(state.to_record()))
+
+    def load_checkpoint(self, sample_id: str) -> SampleCheckpoint | None:
+        path = self._checkpoint_file(sample_id)
+        if not path.exists():
+            return None
+        return SampleCheckpoint.from_record(json.loads(path.read_text()))
+
+    def drop_checkpoint(self, sample_id: str) -> None:
+        self._checkpoint_file(sample_id).unlink(missing_ok=True)

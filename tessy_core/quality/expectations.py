@@ -1,0 +1,316 @@
+"""The Great Expectations suite that judges a version's sample table before it is published.
+
+The table is every sample of the version, already labelled by the publish policy (`split` column,
+see `tessy_core.quality.policy.split_by_policy`). Row-level content checks apply to the published
+`train` rows; the pass rate is measured over every sample that generated. Checks that GX cannot
+express on the raw columns (one closed thinking block, the verdict inside the `verification`
+struct) are first computed into plain columns, so GX stays the engine that judges them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+TRAIN = "train"
+REJECTED = "rejected"
+
+# Columns computed before validation; GX reads them like any other column.
+THINKING_BLOCK_OK = "check_single_closed_thinking_block"
+VERDICT = "check_verdict"
+MISSING_VERDICT = "missing"
+
+DEFAULT_REQUIRED_COLUMNS: tuple[str, ...] = (
+    "sample_id",
+    "prompt_id",
+    "mode",
+    "status",
+    "failure_reason",
+    "problem",
+    "thinking",
+    "answer",
+    "assistant",
+    "spans",
+    "messages",
+    "teacher_token_share",
+    "verification",
+    "split",
+)
+
+_SUITE_NAME = "tessy_version_samples"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LengthBounds(_Strict):
+    """Allowed length of a text column, in characters (tokenizer-independent)."""
+
+    min_chars: int = Field(1, ge=0)
+    max_chars: int | None = Field(None, ge=1, description="None: no upper bound")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "LengthBounds":
+        if self.max_chars is not None and self.max_chars < self.min_chars:
+            raise ValueError(f"max_chars ({self.max_chars}) is below min_chars ({self.min_chars})")
+        return self
+
+
+class ShareBand(_Strict):
+    """The teacher's share of the kept thinking tokens expected of an interleaved sample."""
+
+    low: float = Field(0.5, ge=0.0, le=1.0)
+    high: float = Field(0.9, ge=0.0, le=1.0)
+    # Short traces swing widely; the share of samples that must fall inside the band.
+    mostly: float = Field(1.0, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ShareBand":
+        if self.high < self.low:
+            raise ValueError(f"teacher share band high ({self.high}) is below low ({self.low})")
+        return self
+
+
+class ValidationPolicy(_Strict):
+    """What a version must satisfy, and what happens when it does not."""
+
+    required_columns: tuple[str, ...] = DEFAULT_REQUIRED_COLUMNS
+    # The student's thinking markers as they appear in the assistant text.
+    think_open: str = "<think>"
+    think_close: str = "</think>"
+    thinking_chars: LengthBounds = LengthBounds(min_chars=1, max_chars=400_000)
+    answer_chars: LengthBounds = LengthBounds(min_chars=1, max_chars=100_000)
+    teacher_share_band: ShareBand = ShareBand()
+    interleaved_mode: str = Field("tessy", description="the mode whose samples the teacher share band applies to")
+    min_pass_rate: float = Field(0.3, ge=0.0, le=1.0, description="share of generated samples verified as accepted")
+    accepted_verdict: str = "accepted"
+    min_published_rows: int = Field(1, ge=0)
+    on_failure: Literal["block", "publish_with_warnings"] = "block"
+    publish: Literal["all_with_verdicts", "verified_only"] = "verified_only"
+
+
+class ExpectationOutcome(_Strict):
+    """One expectation's verdict, flattened from the GX result for reports and tests."""
+
+    check: str
+    expectation: str
+    column: str | None
+    success: bool
+    element_count: int | None = None
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    observed_value: Any = None
+    unexpected_examples: list[Any] = Field(default_factory=list)
+    error: str | None = None
+
+
+class SuiteResult(_Strict):
+    success: bool
+    on_failure: Literal["block", "publish_with_warnings"]
+    outcomes: list[ExpectationOutcome]
+    gx_result: dict[str, Any] = Field(description="the GX validation result JSON, stored with the version")
+    summary_markdown: str
+
+    @property
+    def blocks_publish(self) -> bool:
+        return not self.success and self.on_failure == "block"
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [outcome.check for outcome in self.outcomes if not outcome.success]
+
+    def outcome(self, check: str) -> ExpectationOutcome:
+        for outcome in self.outcomes:
+            if outcome.check == check:
+                return outcome
+        raise KeyError(f"no check named {check!r} in this suite (checks: {[o.check for o in self.outcomes]})")
+
+
+def build_suite(policy: ValidationPolicy):
+    """The GX expectation suite for `policy`; every expectation names its check in `meta.check`."""
+    import great_expectations as gx
+    from great_expectations.expectations.row_conditions import Column
+
+    expect = gx.expectations
+    published = Column("split") == TRAIN
+    generated = Column("status") == "ok"
+    interleaved = published & (Column("mode") == policy.interleaved_mode)
+    checks: list[tuple[str, Any]] = [
+        ("schema", expect.ExpectTableColumnsToMatchSet(column_set=list(policy.required_columns), exact_match=False)),
+        ("sample_id_not_null", expect.ExpectColumnValuesToNotBeNull(column="sample_id")),
+        ("sample_id_unique", expect.ExpectColumnValuesToBeUnique(column="sample_id")),
+        ("split_labelled", expect.ExpectColumnValuesToBeInSet(column="split", value_set=[TRAIN, REJECTED])),
+        (
+            "published_not_empty",
+            expect.ExpectTableRowCountToBeBetween(min_value=policy.min_published_rows, row_condition=published),
+        ),
+        (
+            "no_failed_sample_published",
+            expect.ExpectColumnValuesToBeInSet(column="status", value_set=["ok"], row_condition=published),
+        ),
+        (
+            "single_closed_thinking_block",
+            expect.ExpectColumnValuesToBeInSet(column=THINKING_BLOCK_OK, value_set=[True], row_condition=published),
+        ),
+        ("answer_not_null", expect.ExpectColumnValuesToNotBeNull(column="answer", row_condition=published)),
+        (
+            "answer_not_empty",
+            expect.ExpectColumnValuesToMatchRegex(column="answer", regex=r"\S", row_condition=published),
+        ),
+        ("thinking_length", _length_expectation(expect, "thinking", policy.thinking_chars, published)),
+        ("answer_length", _length_expectation(expect, "answer", policy.answer_chars, published)),
+        (
+            "teacher_share_band",
+            expect.ExpectColumnValuesToBeBetween(
+                column="teacher_token_share",
+                min_value=policy.teacher_share_band.low,
+                max_value=policy.teacher_share_band.high,
+                mostly=policy.teacher_share_band.mostly,
+                row_condition=interleaved,
+            ),
+        ),
+    ]
+    if policy.min_pass_rate > 0:
+        checks.append(
+            (
+                "pass_rate",
+                # `mostly` is the pass rate threshold. GX leaves nulls out of `mostly`, which is why the
+                # verdict column is filled before validation: a missing verdict counts as not accepted.
+                expect.ExpectColumnValuesToBeInSet(
+                    column=VERDICT,
+                    value_set=[policy.accepted_verdict],
+                    mostly=policy.min_pass_rate,
+                    row_condition=generated,
+                ),
+            )
+        )
+    if policy.publish == "verified_only":
+        checks.append(
+            (
+                "published_verified",
+                expect.ExpectColumnValuesToBeInSet(
+                    column=VERDICT, value_set=[policy.accepted_verdict], row_condition=published
+                ),
+            )
+        )
+    suite = gx.ExpectationSuite(name=_SUITE_NAME)
+    for check, expectation in checks:
+        expectation.meta = {"check": check}
+        suite.add_expectation(expectation)
+    return suite
+
+
+def _length_expectation(expect, column: str, bounds: LengthBounds, row_condition):
+    return expect.ExpectColumnValueLengthsToBeBetween(
+        column=column, min_value=bounds.min_chars, max_value=bounds.max_chars, row_condition=row_condition
+    )
+
+
+def with_derived_checks(df: pl.DataFrame, policy: ValidationPolicy) -> pl.DataFrame:
+    """`df` plus the plain columns the suite reads for checks GX can't express on the raw ones."""
+    derived: list[pl.Expr] = []
+    if "assistant" in df.columns:
+        derived.append(_single_closed_thinking_block(pl.col("assistant"), policy).alias(THINKING_BLOCK_OK))
+    verdict = (
+        pl.col("verification").struct.field("verdict").cast(pl.Utf8)
+        if "verification" in df.columns and isinstance(df.schema["verification"], pl.Struct)
+        else pl.lit(None, dtype=pl.Utf8)
+    )
+    derived.append(verdict.fill_null(MISSING_VERDICT).alias(VERDICT))
+    return df.with_columns(derived)
+
+
+def _single_closed_thinking_block(assistant: pl.Expr, policy: ValidationPolicy) -> pl.Expr:
+    """The assistant text opens with the thinking marker, and opens and closes exactly one block."""
+    opened = assistant.str.count_matches(policy.think_open, literal=True)
+    closed = assistant.str.count_matches(policy.think_close, literal=True)
+    close_after_open = assistant.str.find(policy.think_close, literal=True) > assistant.str.find(
+        policy.think_open, literal=True
+    )
+    return (
+        (opened == 1) & (closed == 1) & assistant.str.starts_with(policy.think_open) & close_after_open
+    ).fill_null(False)
+
+
+def run_suite(df: pl.DataFrame, policy: ValidationPolicy) -> SuiteResult:
+    """Validate a version's split-labelled sample table against `policy` (see the module doc)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch_definition = (
+        context.data_sources.add_pandas("version_samples")
+        .add_dataframe_asset("samples")
+        .add_batch_definition_whole_dataframe("whole_table")
+    )
+    suite = context.suites.add(build_suite(policy))
+    frame = with_derived_checks(df, policy).to_pandas()
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    gx_result = batch.validate(suite, result_format="SUMMARY").to_json_dict()
+    outcomes = [_outcome(result) for result in gx_result["results"]]
+    success = bool(gx_result["success"])
+    return SuiteResult(
+        success=success,
+        on_failure=policy.on_failure,
+        outcomes=outcomes,
+        gx_result=gx_result,
+        summary_markdown=_summary_markdown(success, policy, outcomes, rows=df.height),
+    )
+
+
+def _outcome(result: dict[str, Any]) -> ExpectationOutcome:
+    config = result["expectation_config"]
+    details = result.get("result") or {}
+    errors = [info["exception_message"] for info in (result.get("exception_info") or {}).values() if info.get("raised_exception")]
+    return ExpectationOutcome(
+        check=(config.get("meta") or {}).get("check", config["type"]),
+        expectation=config["type"],
+        column=config["kwargs"].get("column"),
+        success=bool(result["success"]),
+        element_count=details.get("element_count"),
+        unexpected_count=details.get("unexpected_count"),
+        unexpected_percent=details.get("unexpected_percent"),
+        observed_value=details.get("observed_value"),
+        unexpected_examples=list(details.get("partial_unexpected_list") or [])[:5],
+        error="; ".join(dict.fromkeys(errors)) or None,
+    )
+
+
+def _summary_markdown(success: bool, policy: ValidationPolicy, outcomes: list[ExpectationOutcome], rows: int) -> str:
+    passed = sum(outcome.success for outcome in outcomes)
+    if success:
+        verdict = "PASSED"
+    else:
+        verdict = "FAILED: publishing blocked" if policy.on_failure == "block" else "FAILED: publishing with warnings"
+    lines = [
+        f"### Sample validation {verdict}",
+        "",
+        f"{passed}/{len(outcomes)} expectations met over {rows} samples (publish: `{policy.publish}`).",
+        "",
+        "| check | result | detail |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {o.check} | {'ok' if o.success else '**failed**'} | {_detail(o)} |" for o in outcomes]
+    return "\n".join(lines)
+
+
+def _detail(outcome: ExpectationOutcome) -> str:
+    if outcome.error:
+        return _cell(f"error: {outcome.error}")
+    if outcome.unexpected_count is not None:
+        text = f"{outcome.unexpected_count}/{outcome.element_count} unexpected"
+        if outcome.unexpected_count and outcome.unexpected_examples:
+            text += f", e.g. {outcome.unexpected_examples[:3]!r}"
+        return _cell(text)
+    return _cell(f"observed {outcome.observed_value!r}")
+
+
+def _cell(text: str, limit: int = 160) -> str:
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
