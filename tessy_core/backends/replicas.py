@@ -1,9 +1,10 @@
 """Replica routing for one model served by several OpenAI-compatible servers.
 
 Choice of replica:
-- a request with an affinity key goes to the healthy replica that wins rendezvous hashing for
-  that key, so every step of one sample lands on the same server and hits its prefix cache; when
-  that replica fails only its keys move, and they move back once it is healthy again;
+- the first request of an affinity key (one sample's model) goes to the healthy replica with the
+  fewest requests in flight, and the key is pinned there: every later step of that sample lands on
+  the same server and hits its prefix cache. When that replica fails, only its keys move (again to
+  the least loaded healthy replica) and stay where they moved, since their cached prefix is there now;
 - a request without a key goes to the healthy replica with the fewest requests in flight.
 
 A replica that fails at transport level (refused, reset, timeout, 5xx) is marked unhealthy and
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import random
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterator, Sequence
 
@@ -66,10 +67,6 @@ class Replica:
             return self.base_url[: -len("/v1")] + "/health"
         return self.base_url + "/models"
 
-    def rendezvous_weight(self, affinity_key: str) -> int:
-        digest = hashlib.blake2b(f"{affinity_key}\0{self.base_url}".encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big")
-
 
 class ReplicaSet:
     """The replicas of one model, their health, and the choice of a replica per request."""
@@ -81,6 +78,7 @@ class ReplicaSet:
         probe: HealthProbe,
         probe_cooldown_s: float = 5.0,
         rng: random.Random | None = None,
+        max_pinned_keys: int = 100_000,
     ):
         urls = [url.rstrip("/") for url in base_urls]
         if not urls:
@@ -91,6 +89,10 @@ class ReplicaSet:
         self._probe = probe
         self._probe_cooldown_s = probe_cooldown_s
         self._rng = rng or random.Random()
+        # affinity key -> its replica, least recently used first; bounded, since keys of finished
+        # samples are never released explicitly (a forgotten key is simply placed again).
+        self._pinned: OrderedDict[str, Replica] = OrderedDict()
+        self._max_pinned = max_pinned_keys
 
     def choose(self, affinity_key: str | None, *, avoid: Sequence[Replica] = ()) -> Replica:
         """The replica for the next attempt of a request; `avoid` lists replicas it failed on."""
@@ -101,8 +103,24 @@ class ReplicaSet:
             # Nothing known to be healthy: try the replica that failed longest ago rather than
             # refusing, so a single-replica model survives a short outage within its retries.
             return min(self.replicas, key=lambda r: r.failed_at or 0.0)
-        if affinity_key is not None:
-            return max(candidates, key=lambda r: r.rendezvous_weight(affinity_key))
+        if affinity_key is None:
+            return self._least_loaded(candidates)
+        pinned = self._pinned.get(affinity_key)
+        if pinned is not None and pinned in candidates:
+            self._pinned.move_to_end(affinity_key)
+            return pinned
+        chosen = self._least_loaded(candidates)
+        self._pinned[affinity_key] = chosen
+        self._pinned.move_to_end(affinity_key)
+        while len(self._pinned) > self._max_pinned:
+            self._pinned.popitem(last=False)
+        return chosen
+
+    def pinned_replica(self, affinity_key: str) -> Replica | None:
+        """Where `affinity_key` is pinned, if it has been placed."""
+        return self._pinned.get(affinity_key)
+
+    def _least_loaded(self, candidates: Sequence[Replica]) -> Replica:
         fewest = min(r.in_flight for r in candidates)
         return self._rng.choice([r for r in candidates if r.in_flight == fewest])
 

@@ -157,7 +157,10 @@ async def test_replica_comes_back_after_a_passing_health_probe():
     state["up"] = True
     await complete(backend, key)  # starts the probe of A (its cooldown is over) in the background
     await asyncio.sleep(0.01)
-    assert (await complete(backend, key)).text == "from-a"
+    assert backend.stats()["replicas"][A]["healthy"] is True
+    # The moved sample stays on B (its prefix is cached there); new samples reach A again.
+    assert (await complete(backend, key)).text == "from-b"
+    assert "from-a" in {(await complete(backend, f"new-{i}")).text for i in range(10)}
     assert any(r.url.path == "/health" and r.url.host == "replica-a" for r in seen)
     await backend.aclose()
 

@@ -34,7 +34,32 @@ async def test_same_key_same_replica_and_keys_spread():
     assert min(per_replica.values()) > 20, per_replica
 
 
-async def test_only_keys_of_a_failed_replica_move_and_they_come_back():
+async def test_new_keys_go_to_the_least_loaded_replica_and_stay_there_when_load_shifts():
+    replicas = make_set(URLS[:3])
+    a, b, c = replicas.replicas
+    with replicas.attempt(a), replicas.attempt(a), replicas.attempt(b):
+        assert replicas.choose("new-1") is c
+        with replicas.attempt(c), replicas.attempt(c):
+            assert replicas.choose("new-2") is b
+            # An existing sample keeps its replica (its prefix cache) although c is now the busiest.
+            assert replicas.choose("new-1") is c
+    assert replicas.pinned_replica("new-1") is c and replicas.pinned_replica("new-2") is b
+
+
+async def test_a_burst_of_new_samples_spreads_evenly():
+    replicas = make_set(URLS[:2])
+    held = []
+    for i in range(10):
+        chosen = replicas.choose(f"s{i}")
+        cm = replicas.attempt(chosen)  # the request is in flight before the next sample starts
+        cm.__enter__()
+        held.append(cm)
+    assert [r.in_flight for r in replicas.replicas] == [5, 5]
+    for cm in held:
+        cm.__exit__(None, None, None)
+
+
+async def test_only_keys_of_a_failed_replica_move_and_they_stay_moved():
     replicas = make_set()
     keys = [f"sample-{i}" for i in range(200)]
     before = {key: replicas.choose(key) for key in keys}
@@ -44,7 +69,17 @@ async def test_only_keys_of_a_failed_replica_move_and_they_come_back():
     assert all(chosen is not down for chosen in during.values())
     assert all(during[k] is before[k] for k in keys if before[k] is not down)
     replicas.record_success(down, prompt_tokens=1, completion_tokens=1)
-    assert {key: replicas.choose(key) for key in keys} == before
+    # The moved samples' prefixes are cached on their new replica now: they do not move back.
+    assert {key: replicas.choose(key) for key in keys} == during
+    # The recovered replica takes new samples again.
+    assert any(replicas.choose(f"late-{i}") is down for i in range(20))
+
+
+async def test_pinned_keys_are_bounded():
+    replicas = ReplicaSet(URLS[:2], probe=_probe_returning(True), rng=random.Random(0), max_pinned_keys=3)
+    for i in range(5):
+        replicas.choose(f"k{i}")
+    assert replicas.pinned_replica("k0") is None and replicas.pinned_replica("k4") is not None
 
 
 async def test_keyless_requests_go_to_fewest_in_flight():
