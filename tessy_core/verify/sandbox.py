@@ -89,6 +89,10 @@ class Sandbox:
     def worker_pids(self) -> list[int]:
         return [pid for worker in self._workers if (pid := worker.pid) is not None]
 
+    def program_uids(self) -> list[int]:
+        """The unprivileged uids programs of this pool run as (one per worker)."""
+        return [slot.uid for slot in self._slots]
+
     def _check_isolation(self, report: IsolationReport) -> None:
         missing = report.missing()
         if missing and self.config.require_isolation:
