@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, str] = {
     "datasets": "group:datasets,commands",
     "generate": "commands",
     "sandbox": "group:sandbox",
+    "toyworld": "group:toyworld",
     "workers": "group:workers",
 }
 

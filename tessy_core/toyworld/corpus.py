@@ -112,16 +112,18 @@ def compose_thinking(
 ) -> _ThinkingBuilder:
     """Sentences `opener clause.` in the writer's style, then its closing line.
 
-    With `inject_prob` > 0 the other side's openers are mixed in where they would appear during
-    interleaved decoding: a student opener before a teacher sentence (the teacher keeps its own
-    connective after it), a teacher opener after a student opener.
+    With `inject_prob` > 0 the other side's openers are mixed in where they appear during
+    interleaved decoding: in the teacher's text a student opener takes the place of the teacher's
+    own (the student wrote the style, the teacher goes on with the work); in the student's text a
+    teacher opener follows the student's (a teacher connective that slipped past a boundary).
     """
     builder = _ThinkingBuilder()
     for index, clause in enumerate(clauses):
         inject = rng.random() < inject_prob
         if inject and writer.role == "teacher":
             builder.add(_opener(other, index, rng), style=True, injected=True)
-        builder.add(_opener(writer, index, rng), style=True)
+        else:
+            builder.add(_opener(writer, index, rng), style=True)
         if inject and writer.role == "student":
             builder.add(rng.choice(other.openers), style=True, injected=True)
         builder.add(clause + ".", style=False)
