@@ -34,7 +34,7 @@ class LearnedPredictor:
         metadata = json.loads((path / METADATA_FILE).read_text()) if (path / METADATA_FILE).exists() else {}
         self.window_tokens = window_tokens or int(metadata.get("window_tokens", 200))
         self._device = device
-        self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self._pad_id = pad_id_of(self.tokenizer)
         self._identity = f"learned:{metadata.get('name', path.name)}@{metadata.get('version', 'local')}"
         self._batcher: MicroBatcher[list[int], list[int]] = MicroBatcher(self._predict_batch, max_batch)
 
@@ -62,17 +62,29 @@ class LearnedPredictor:
         return None
 
     def _predict_batch(self, batch: list[list[int]]) -> list[list[int]]:
-        torch = self._torch
-        width = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, ids in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            attention[row, : len(ids)] = 1
-        with torch.inference_mode():
-            logits = self.model(input_ids=input_ids.to(self._device), attention_mask=attention.to(self._device)).logits
-        predicted = logits.argmax(-1).cpu().tolist()
-        return [row[: len(ids)] for row, ids in zip(predicted, batch)]
+        return predict_next_kinds(self.model, batch, self._pad_id, self._device)
 
     async def aclose(self) -> None:
         return None
+
+
+def predict_next_kinds(model, batch: list[list[int]], pad_id: int, device: str = "cpu") -> list[list[int]]:
+    """Per window of token ids, the predicted kind of the token AFTER each position (argmax of the
+    2-label head). Shared by the engine and by training's evaluation, so both read a model alike."""
+    import torch
+
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        attention[row, : len(ids)] = 1
+    with torch.inference_mode():
+        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
+    predicted = logits.argmax(-1).cpu().tolist()
+    return [row[: len(ids)] for row, ids in zip(predicted, batch)]
+
+
+def pad_id_of(tokenizer) -> int:
+    """The id padded windows are filled with (masked out, so any id works when none is defined)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
