@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from tessy_core.catalog.formats import RowRejected, map_row
 from tessy_core.cli.output import console, emit, fail
 from tessy_core.verify import ExecutionLimits, Program, Sandbox, SandboxConfig, SandboxError, VerificationResult
 from tessy_core.verify.bench import run_benchmark
@@ -26,13 +27,28 @@ def _load_config(path: Path | None, workers: int | None = None) -> SandboxConfig
 
 
 def _load_tests(path: Path) -> tuple[list[Any], dict[str, Any]]:
-    """A list of tests, or a prompt-like object with `tests` (and optionally its limits)."""
-    data = json.loads(path.read_text())
+    """The tests and the limits-bearing object they came with. Accepted: a list of tests
+    (`{input, output}` or the catalog schema), an object with a `tests` list (a catalog prompt row),
+    or a raw dataset row the catalog can ingest (APPS/TACO, CodeContests, open-r1, LiveCodeBench)."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if isinstance(data, list):
         return data, {}
-    if isinstance(data, dict) and isinstance(data.get("tests"), list):
+    if isinstance(data, dict) and "tests" in data:
+        if not isinstance(data["tests"], list):
+            raise ValueError(f"{path}: 'tests' must be a JSON list of tests")
         return data["tests"], data
-    raise ValueError(f"{path}: expected a JSON list of tests or an object with a 'tests' list")
+    if isinstance(data, dict):
+        try:
+            prompt = map_row(data, source=str(path))
+        except RowRejected as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        if prompt.tests:
+            return [test.model_dump() for test in prompt.tests], prompt.model_dump()
+    raise ValueError(f"{path}: expected a JSON list of tests, an object with a 'tests' list, "
+                     "or a dataset row with tests (APPS/TACO, CodeContests, open-r1, LiveCodeBench)")
 
 
 def _results_table(result: VerificationResult) -> Table:

@@ -454,8 +454,9 @@ def _close_quietly(*fds: int) -> None:
 
 
 def _parse_status(raw: str, child_pid: int) -> dict[str, Any]:
-    """The child's own status line; lines from forked grandchildren or forged by the program are skipped."""
-    for line in raw.splitlines():
+    """The child's own status line: its last one, written after the program finished (lines the
+    program forged earlier, or its forked children wrote, are skipped)."""
+    for line in reversed(raw.splitlines()):
         try:
             status = json.loads(line)
         except ValueError:

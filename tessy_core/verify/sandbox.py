@@ -217,7 +217,11 @@ class Sandbox:
         if result_json is None:
             return Verdict.RUNTIME_ERROR, "the program exited without returning a value"
         returned = json.loads(result_json)
-        if values_match(returned, normalize_json(test.expected), self.config.float_abs_tol, self.config.float_rel_tol):
+        expected = normalize_json(test.expected)
+        tolerances = (self.config.float_abs_tol, self.config.float_rel_tol)
+        # APPS/TACO and open-r1 store a scalar result wrapped in a one-element list (see the catalog schema).
+        unwrapped = isinstance(expected, list) and len(expected) == 1 and values_match(returned, expected[0], *tolerances)
+        if unwrapped or values_match(returned, expected, *tolerances):
             return Verdict.ACCEPTED, None
         return Verdict.WRONG_ANSWER, f"returned {clip(result_json, self.config.detail_chars)}"
 
