@@ -126,6 +126,11 @@ class EngineConfig(_Strict):
     repetition_repeats: int = 8
     repetition_check_every: int = Field(100, ge=1, description="steps between repetition checks")
     checkpoint_every: int = Field(20, ge=1, description="steps between checkpoints of a running sample")
+    # How an interleaved span is requested. "stream": one streamed request per span, closed as soon
+    # as the predictor finds the handover (backends that cannot stream fall back to "fixed");
+    # "fixed": requests of at most the model's span_tokens (k) each, as in the paper.
+    span_requests: Literal["stream", "fixed"] = "stream"
+    stream_max_tokens: int = Field(512, ge=1, description="stream: the most tokens one streamed span request may write")
 
 
 class GenerationConfig(_Strict):

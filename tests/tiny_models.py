@@ -26,8 +26,12 @@ _CORPUS = [
 ]
 
 
-def build_tiny_model(out_dir: Path, *, role: str, seed: int) -> Path:
-    """Write a tiny Qwen3 causal LM with its own BPE tokenizer and chat template into `out_dir`."""
+def build_tiny_model(out_dir: Path, *, role: str, seed: int, end_probability: float | None = None) -> Path:
+    """Write a tiny Qwen3 causal LM with its own BPE tokenizer and chat template into `out_dir`.
+
+    `end_probability`: make the model's end markers (end of thinking, EOS) about this likely at
+    every step under the engine's default sampling, so random text still ends its turns.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
@@ -69,7 +73,45 @@ def build_tiny_model(out_dir: Path, *, role: str, seed: int) -> Path:
         max_position_embeddings=2048,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
+        tie_word_embeddings=end_probability is None,
     )
-    Qwen3ForCausalLM(config).save_pretrained(out_dir)
+    model = Qwen3ForCausalLM(config)
+    if end_probability is not None:
+        end_tokens = ["</think>", "<|im_end|>"] if role == "student" else ["<|end|>", "<|return|>"]
+        _boost_end_tokens(model, tokenizer.convert_tokens_to_ids(end_tokens), end_probability)
+    model.save_pretrained(out_dir)
     return out_dir
+
+
+def _boost_end_tokens(model, end_ids: list[int], target: float) -> None:
+    """Give every input a constant hidden direction and tie the end tokens' logits to it.
+
+    Dimension 0 of every embedding is set to 1, so after the final norm it carries a roughly
+    constant value; the end tokens' output rows weigh that dimension by a factor calibrated (on
+    random inputs, temperature 0.7 / top-k 20 / top-p 0.8) to give them `target` probability.
+    """
+    import torch
+
+    with torch.no_grad():
+        model.model.embed_tokens.weight[:, 0] = 1.0
+        model.lm_head.weight[:, 0] = 0.0
+        generator = torch.Generator().manual_seed(0)
+        inputs = torch.randint(0, model.config.vocab_size, (8, 24), generator=generator)
+        hidden = model.model(input_ids=inputs).last_hidden_state.reshape(-1, model.config.hidden_size)
+
+        def end_mass(weight: float) -> float:
+            model.lm_head.weight[end_ids, 0] = weight
+            probs = torch.softmax(model.lm_head(hidden) / 0.7, dim=-1)
+            top = probs.topk(20, dim=-1)
+            kept = top.values / top.values.sum(-1, keepdim=True)
+            # top-p 0.8: a token is kept while the mass before it is below 0.8
+            kept = kept * ((kept.cumsum(-1) - kept) < 0.8)
+            kept = kept / kept.sum(-1, keepdim=True)
+            is_end = torch.isin(top.indices, torch.tensor(end_ids))
+            return float((kept * is_end).sum(-1).mean())
+
+        low, high = 0.0, 10.0
+        for _ in range(30):
+            middle = (low + high) / 2
+            low, high = (middle, high) if end_mass(middle) < target else (low, middle)
+        model.lm_head.weight[end_ids, 0] = (low + high) / 2

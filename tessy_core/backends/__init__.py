@@ -1,8 +1,25 @@
 """Inference backends behind one small interface (`Backend`)."""
 
-from tessy_core.backends.base import Backend, BackendError, Completion, SamplingParams, TokenScores
+from tessy_core.backends.base import (
+    Backend,
+    BackendError,
+    Completion,
+    SamplingParams,
+    StreamingBackend,
+    TextWatcher,
+    TokenScores,
+)
 
-__all__ = ["Backend", "BackendError", "Completion", "SamplingParams", "TokenScores", "build_backend"]
+__all__ = [
+    "Backend",
+    "BackendError",
+    "Completion",
+    "SamplingParams",
+    "StreamingBackend",
+    "TextWatcher",
+    "TokenScores",
+    "build_backend",
+]
 
 
 def build_backend(model) -> Backend:

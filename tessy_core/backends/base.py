@@ -8,7 +8,7 @@ count tokens. Everything model-specific about prompt layout lives in `ChatFormat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Awaitable, Callable, Protocol, Sequence, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,9 @@ class Completion:
 
     text: str
     num_tokens: int
-    # "length": hit max_tokens; "stop": a stop string matched (see `stop_string`) or EOS was produced.
+    # "length": hit max_tokens; "stop": a stop string matched (see `stop_string`) or EOS was produced;
+    # "closed": a streamed request was closed early because its watcher asked to (see `StreamingBackend`);
+    # "interrupted": a stream broke after some text arrived (the text so far is still usable).
     finish_reason: str
     stop_string: str | None = None
 
@@ -85,3 +87,30 @@ class Backend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+# Called with the whole continuation so far each time a streamed request grows; True closes it.
+TextWatcher = Callable[[str], Awaitable[bool]]
+
+
+@runtime_checkable
+class StreamingBackend(Backend, Protocol):
+    """A backend that can stream a continuation and stop it early.
+
+    One streamed request per span, closed when the boundary predictor finds the handover point,
+    replaces many fixed-size requests that each resend the whole prefix.
+    """
+
+    async def complete_watched(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        sampling: SamplingParams,
+        watch: TextWatcher,
+        stop: Sequence[str] = (),
+        affinity_key: str | None = None,
+    ) -> Completion:
+        """Like `complete`, but `watch(text_so_far)` is awaited as the text grows; when it returns
+        True the request is closed and the text it was shown comes back with finish_reason "closed"."""
+        ...

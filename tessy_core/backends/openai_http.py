@@ -8,12 +8,13 @@ of `score` come from the model's own tokenizer, loaded locally, so they cost no 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 import httpx
 
-from tessy_core.backends.base import BackendError, Completion, SamplingParams, TokenScores
+from tessy_core.backends.base import BackendError, Completion, SamplingParams, TextWatcher, TokenScores
 from tessy_core.backends.replicas import Replica, ReplicaSet, RetryPolicy
 from tessy_core.chat import load_tokenizer
 from tessy_core.config import ModelConfig
@@ -38,6 +39,15 @@ class _AttemptFailed(Exception):
         super().__init__(message)
         self.replica_down = replica_down
         self.retryable = retryable
+
+
+class _BrokenAfterPartialReply(Exception):
+    """A stream broke after useful text arrived: the replica is down, the text so far is the result."""
+
+    def __init__(self, message: str, result: Completion, usage: dict):
+        super().__init__(message)
+        self.result = result
+        self.usage = usage
 
 
 class OpenAIHTTPBackend:
@@ -103,6 +113,28 @@ class OpenAIHTTPBackend:
         stop: Sequence[str] = (),
         affinity_key: str | None = None,
     ) -> Completion:
+        body = self._completion_body(prompt, max_tokens, sampling, stop)
+        return await self._request(body, affinity_key, lambda payload: _parse_completion(payload, max_tokens))
+
+    async def complete_watched(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        sampling: SamplingParams,
+        watch: TextWatcher,
+        stop: Sequence[str] = (),
+        affinity_key: str | None = None,
+    ) -> Completion:
+        body = self._completion_body(prompt, max_tokens, sampling, stop)
+        body["stream"] = True
+        # Token counts with every chunk: a stream closed early still reports what it cost.
+        body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
+        return await self._with_failover(
+            affinity_key, lambda replica: self._stream_completions(replica, body, max_tokens, watch)
+        )
+
+    def _completion_body(self, prompt: str, max_tokens: int, sampling: SamplingParams, stop: Sequence[str]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self._served_model_name,
             "prompt": prompt,
@@ -117,7 +149,7 @@ class OpenAIHTTPBackend:
         }
         if self._send_seed and sampling.seed is not None:
             body["seed"] = sampling.seed
-        return await self._request(body, affinity_key, lambda payload: _parse_completion(payload, max_tokens))
+        return body
 
     async def score(self, prompt: str, continuation: str, *, affinity_key: str | None = None) -> TokenScores:
         prompt_ids = self.tokenizer.encode(prompt, add_special_tokens=False)
@@ -150,6 +182,20 @@ class OpenAIHTTPBackend:
 
     async def _request(self, body: dict[str, Any], affinity_key: str | None, parse: Callable[[dict], T]) -> T:
         """POST `body` to /completions on a chosen replica, failing over until `parse` accepts a reply."""
+
+        async def once(replica: Replica) -> tuple[T, dict]:
+            payload = await self._post_completions(replica, body)
+            return parse(payload), payload.get("usage") or {}
+
+        return await self._with_failover(affinity_key, once)
+
+    async def _with_failover(
+        self, affinity_key: str | None, once: Callable[[Replica], Awaitable[tuple[T, dict]]]
+    ) -> T:
+        """Run `once` on a chosen replica, failing over (with backoff) until it succeeds.
+
+        `once` returns its result and the reply's usage, or raises `_AttemptFailed`.
+        """
         failed_on: list[Replica] = []
         errors: list[str] = []
         for attempt in range(self._retry.max_retries + 1):
@@ -158,8 +204,11 @@ class OpenAIHTTPBackend:
             replica = self._replicas.choose(affinity_key, avoid=failed_on)
             try:
                 with self._replicas.attempt(replica):
-                    payload = await self._post_completions(replica, body)
-                result = parse(payload)
+                    result, usage = await once(replica)
+            except _BrokenAfterPartialReply as broken:
+                self._replicas.record_failure(replica, str(broken), replica_down=True, will_retry=False)
+                self._replicas.record_tokens(replica, broken.usage)
+                return broken.result
             except _AttemptFailed as failure:
                 will_retry = failure.retryable and attempt < self._retry.max_retries
                 self._replicas.record_failure(
@@ -172,12 +221,8 @@ class OpenAIHTTPBackend:
                 failed_on.append(replica)
                 errors.append(f"{replica.base_url}: {failure}")
                 continue
-            usage = payload.get("usage") or {}
-            self._replicas.record_success(
-                replica,
-                prompt_tokens=usage.get("prompt_tokens") or 0,
-                completion_tokens=usage.get("completion_tokens") or 0,
-            )
+            self._replicas.record_tokens(replica, usage)
+            self._replicas.record_success(replica)
             return result
         raise BackendError(
             f"model {self._served_model_name!r}: no replica served the request after "
@@ -192,19 +237,35 @@ class OpenAIHTTPBackend:
             raise _AttemptFailed(f"timed out ({type(exc).__name__})", replica_down=True) from exc
         except httpx.TransportError as exc:
             raise _AttemptFailed(f"{type(exc).__name__}: {exc}", replica_down=True) from exc
-        if response.status_code >= 500:
-            raise _AttemptFailed(f"HTTP {response.status_code}: {_error_detail(response)}", replica_down=True)
-        if response.status_code in _TRANSIENT_STATUS:
-            raise _AttemptFailed(f"HTTP {response.status_code}: {_error_detail(response)}", replica_down=False)
-        if response.status_code >= 400:
-            # The request itself is wrong (too long, bad parameter): no replica would accept it.
-            raise _AttemptFailed(
-                f"HTTP {response.status_code}: {_error_detail(response)}", replica_down=False, retryable=False
-            )
+        _raise_for_status(response)
         try:
             return response.json()
         except ValueError as exc:
             raise _AttemptFailed(f"reply is not JSON: {response.text[:200]!r}", replica_down=False) from exc
+
+    async def _stream_completions(
+        self, replica: Replica, body: dict[str, Any], max_tokens: int, watch: TextWatcher
+    ) -> tuple[Completion, dict]:
+        """One streamed request; closing the response makes vLLM abort the generation."""
+        stream = _StreamState()
+        try:
+            async with self._client.stream("POST", f"{replica.base_url}/completions", json=body) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    _raise_for_status(response)
+                async for line in response.aiter_lines():
+                    if not stream.feed(line):
+                        break
+                    if stream.grew and await watch(stream.text):
+                        return stream.completion("closed"), stream.usage
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            what = f"timed out ({type(exc).__name__})" if isinstance(exc, httpx.TimeoutException) else f"{type(exc).__name__}: {exc}"
+            if not stream.text:
+                raise _AttemptFailed(what, replica_down=True) from exc
+            # The text that arrived is good: hand it back so the caller continues from it (its next
+            # request fails over); only the replica is taken out.
+            raise _BrokenAfterPartialReply(f"stream broke: {what}", stream.completion("interrupted"), stream.usage) from exc
+        return stream.finished(max_tokens), stream.usage
 
     async def _probe(self, replica: Replica) -> bool:
         try:
@@ -212,6 +273,80 @@ class OpenAIHTTPBackend:
         except httpx.HTTPError:
             return False
         return response.status_code == 200
+
+
+class _StreamState:
+    """Accumulates the server-sent events of one streamed completion."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.num_tokens = 0
+        self.chunks = 0
+        self.finish_reason: str | None = None
+        self.stop_reason: Any = None
+        self.usage: dict = {}
+        self.grew = False
+
+    def feed(self, line: str) -> bool:
+        """Take one SSE line; False once the stream says it is done."""
+        self.grew = False
+        if not line.startswith("data:"):
+            return True
+        data = line[len("data:") :].strip()
+        if data == "[DONE]":
+            return False
+        try:
+            event = json.loads(data)
+        except ValueError as exc:
+            raise _AttemptFailed(f"stream event is not JSON: {data[:200]!r}", replica_down=False) from exc
+        if isinstance(event, dict) and "error" in event:
+            raise _AttemptFailed(f"stream error: {str(event['error'])[:300]}", replica_down=True)
+        usage = event.get("usage") if isinstance(event, dict) else None
+        if isinstance(usage, dict):
+            self.usage = usage
+            if isinstance(usage.get("completion_tokens"), int):
+                self.num_tokens = usage["completion_tokens"]
+        choices = event.get("choices") if isinstance(event, dict) else None
+        if choices:
+            choice = choices[0]
+            delta = choice.get("text") or ""
+            if delta:
+                self.text += delta
+                self.chunks += 1
+                self.grew = True
+            if choice.get("finish_reason") is not None:
+                self.finish_reason = choice["finish_reason"]
+                self.stop_reason = choice.get("stop_reason")
+        return True
+
+    def completion(self, finish_reason: str) -> Completion:
+        # Servers without per-chunk usage stream about one token per chunk.
+        return Completion(self.text, self.num_tokens or self.chunks, finish_reason)
+
+    def finished(self, max_tokens: int) -> Completion:
+        if self.finish_reason not in ("stop", "length"):
+            raise _AttemptFailed(f"stream ended with finish_reason={self.finish_reason!r}", replica_down=False)
+        num_tokens = self.num_tokens or self.chunks
+        if self.finish_reason == "length" and num_tokens == 0 and max_tokens > 0:
+            raise _AttemptFailed("empty completion with finish_reason 'length'", replica_down=False)
+        return Completion(
+            self.text,
+            num_tokens,
+            self.finish_reason,
+            stop_string=self.stop_reason if isinstance(self.stop_reason, str) else None,
+        )
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    if response.status_code >= 500:
+        raise _AttemptFailed(f"HTTP {response.status_code}: {_error_detail(response)}", replica_down=True)
+    if response.status_code in _TRANSIENT_STATUS:
+        raise _AttemptFailed(f"HTTP {response.status_code}: {_error_detail(response)}", replica_down=False)
+    if response.status_code >= 400:
+        # The request itself is wrong (too long, bad parameter): no replica would accept it.
+        raise _AttemptFailed(
+            f"HTTP {response.status_code}: {_error_detail(response)}", replica_down=False, retryable=False
+        )
 
 
 def _first_choice(payload: dict) -> dict:

@@ -134,10 +134,15 @@ class ReplicaSet:
         finally:
             replica.in_flight -= 1
 
-    def record_success(self, replica: Replica, *, prompt_tokens: int, completion_tokens: int) -> None:
+    def record_success(self, replica: Replica, *, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         replica.counters.prompt_tokens += prompt_tokens
         replica.counters.completion_tokens += completion_tokens
         self._mark_healthy(replica)
+
+    def record_tokens(self, replica: Replica, usage: dict) -> None:
+        """Add an OpenAI `usage` object's token counts to the replica's counters."""
+        replica.counters.prompt_tokens += usage.get("prompt_tokens") or 0
+        replica.counters.completion_tokens += usage.get("completion_tokens") or 0
 
     def record_failure(self, replica: Replica, error: str, *, replica_down: bool, will_retry: bool) -> None:
         replica.counters.errors += 1

@@ -1,9 +1,9 @@
 """The cooperative decoding engine."""
 
 from tessy_core.engine.factory import open_decoder
-from tessy_core.engine.loop import MODE_PLAN, CooperativeDecoder, Participant
+from tessy_core.engine.loop import MODE_PLAN, CooperativeDecoder, Participant, SampleRun
 from tessy_core.engine.records import Role, SampleCheckpoint, SampleRequest, SampleResult, Span, SpanEnd
-from tessy_core.engine.runner import RunSummary, run_samples
+from tessy_core.engine.runner import RunSummary, run_samples, run_samples_lockstep
 
 __all__ = [
     "MODE_PLAN",
@@ -14,8 +14,10 @@ __all__ = [
     "SampleCheckpoint",
     "SampleRequest",
     "SampleResult",
+    "SampleRun",
     "Span",
     "SpanEnd",
     "open_decoder",
     "run_samples",
+    "run_samples_lockstep",
 ]

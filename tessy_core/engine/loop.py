@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
-from tessy_core.backends.base import Backend, BackendError, SamplingParams
+from tessy_core.backends.base import Backend, BackendError, Completion, SamplingParams, StreamingBackend
 from tessy_core.chat import ChatFormat
 from tessy_core.config import EngineConfig, Mode, SamplingConfig
 from tessy_core.engine.guards import extend_to_word_end, first_word_end, has_repetition_loop
@@ -87,19 +87,44 @@ class CooperativeDecoder:
         checkpoint: CheckpointSink | None = None,
     ) -> SampleResult:
         """Generate one sample, retrying from scratch on failure; never raises for a bad sample."""
+        run = self.start(request, resume=resume, checkpoint=checkpoint)
+        while not await run.advance():
+            pass
+        return run.result
+
+    def start(
+        self,
+        request: SampleRequest,
+        *,
+        resume: SampleCheckpoint | None = None,
+        checkpoint: CheckpointSink | None = None,
+    ) -> "SampleRun":
+        """A sample that advances one model request at a time (see `SampleRun`)."""
+        return SampleRun(self, request, resume, checkpoint)
+
+    async def _run(
+        self, request: SampleRequest, resume: SampleCheckpoint | None, checkpoint: CheckpointSink | None, run: "SampleRun"
+    ) -> AsyncIterator[None]:
+        """Yields after every model request; leaves the finished sample in `run.result`."""
         started = time.perf_counter()
         state = resume or self._fresh_state(request, attempt=1, failures=[], usage=None)
         while True:
+            outcome: dict = {}
             try:
-                thinking, answer, answer_role = await self._attempt(request, state, checkpoint)
-                return self._result(request, state, "ok", None, thinking, answer, answer_role, started)
+                async for _ in self._attempt(request, state, checkpoint, outcome):
+                    yield
+                run.result = self._result(
+                    request, state, "ok", None, outcome["thinking"], outcome["answer"], outcome["answer_role"], started
+                )
+                return
             except SampleFailed as failure:
                 detail = str(failure)
             except BackendError as failure:
                 detail = f"backend_error: {failure}"
             state.attempt_failures.append(detail)
             if state.attempt >= self.engine.max_attempts:
-                return self._result(request, state, "failed", detail, state.thinking, "", None, started)
+                run.result = self._result(request, state, "failed", detail, state.thinking, "", None, started)
+                return
             state = self._fresh_state(request, state.attempt + 1, state.attempt_failures, state.usage)
 
     def _fresh_state(self, request: SampleRequest, attempt: int, failures: list[str], usage) -> SampleCheckpoint:
@@ -115,8 +140,9 @@ class CooperativeDecoder:
         )
 
     async def _attempt(
-        self, request: SampleRequest, state: SampleCheckpoint, checkpoint: CheckpointSink | None
-    ) -> tuple[str, str, Role]:
+        self, request: SampleRequest, state: SampleCheckpoint, checkpoint: CheckpointSink | None, outcome: dict
+    ) -> AsyncIterator[None]:
+        """One attempt; yields after each request and fills `outcome` (thinking, answer, answer_role)."""
         writers, answer_role = MODE_PLAN[self.mode]
         interleaved = len(writers) > 1
         thinking = state.thinking
@@ -126,17 +152,9 @@ class CooperativeDecoder:
             budget = self.engine.max_thinking_tokens - thinking_tokens
             if budget <= 0:
                 raise SampleFailed("thinking_token_cap", f"thinking exceeded {self.engine.max_thinking_tokens} tokens")
-            max_tokens = min(participant.span_tokens, budget) if interleaved else budget
-            completion = await participant.backend.complete(
-                participant.chat.thinking_prompt(request.problem) + thinking,
-                max_tokens=max_tokens,
-                sampling=self._sampling(participant, request, state),
-                stop=participant.chat.markers.think_end,
-                affinity_key=f"{request.sample_id}/{participant.role.value}",
-            )
+            completion, cut = await self._span_request(request, state, participant, thinking, budget, interleaved)
             state.steps += 1
             chunk = completion.text
-            cut = await self._handover_cut(participant, thinking, chunk) if interleaved else None
             kept = chunk if cut is None else chunk[:cut]
             kept_tokens = completion.num_tokens if cut is None else participant.backend.count_tokens(kept)
             usage = state.usage[participant.role]
@@ -149,7 +167,7 @@ class CooperativeDecoder:
                 ended_by = SpanEnd.boundary
             elif completion.ended_turn:
                 ended_by = SpanEnd.end_of_thinking
-            elif not interleaved:
+            elif not interleaved and completion.finish_reason == "length":
                 raise SampleFailed("thinking_token_cap", f"thinking exceeded {self.engine.max_thinking_tokens} tokens")
             self._append(state, participant.role, kept, kept_tokens, completion.num_tokens, ended_by)
             thinking += kept
@@ -162,10 +180,60 @@ class CooperativeDecoder:
                 state.active = participant.role.other
             if checkpoint is not None and state.steps % self.engine.checkpoint_every == 0:
                 await checkpoint(state)
+            yield
         if not interleaved and state.spans:
             state.spans[-1].ended_by = SpanEnd.single_writer
-        answer = await self._answer(request, state, thinking, answer_role)
-        return thinking, answer, answer_role
+        yield
+        outcome["answer"] = await self._answer(request, state, thinking, answer_role)
+        outcome["thinking"], outcome["answer_role"] = thinking, answer_role
+
+    async def _span_request(
+        self,
+        request: SampleRequest,
+        state: SampleCheckpoint,
+        participant: Participant,
+        thinking: str,
+        budget: int,
+        interleaved: bool,
+    ) -> tuple[Completion, int | None]:
+        """One request of the active model, and where its text is cut for a handover (None: no cut)."""
+        prompt = participant.chat.thinking_prompt(request.problem) + thinking
+        common = dict(
+            sampling=self._sampling(participant, request, state),
+            stop=participant.chat.markers.think_end,
+            affinity_key=f"{request.sample_id}/{participant.role.value}",
+        )
+        if not interleaved:
+            return await participant.backend.complete(prompt, max_tokens=budget, **common), None
+        backend = participant.backend
+        if self.engine.span_requests == "fixed" or not isinstance(backend, StreamingBackend):
+            completion = await backend.complete(prompt, max_tokens=min(participant.span_tokens, budget), **common)
+            return completion, await self._handover_cut(participant, thinking, completion.text)
+
+        found: list[int] = []
+        checked_upto = -1
+
+        async def watch(text: str) -> bool:
+            # The predictor sees complete words only: a word still being written may turn out to be
+            # part of a phrase of the other kind ("Ok" before "Okay,").
+            nonlocal checked_upto
+            last_space = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t"))
+            if last_space <= checked_upto:
+                return False
+            checked_upto = last_space
+            cut = await self._handover_cut(participant, thinking, text[:last_space])
+            if cut is None:
+                return False
+            found.append(cut)
+            return True
+
+        completion = await backend.complete_watched(
+            prompt, max_tokens=min(self.engine.stream_max_tokens, budget), watch=watch, **common
+        )
+        if completion.finish_reason == "closed":
+            return completion, found[-1]
+        # The last word was never shown to the predictor.
+        return completion, await self._handover_cut(participant, thinking, completion.text)
 
     async def _handover_cut(self, participant: Participant, thinking: str, chunk: str) -> int | None:
         """Where to cut the chunk so the other model takes over, or None to keep it whole."""
@@ -264,3 +332,30 @@ class CooperativeDecoder:
             wall_s=time.perf_counter() - started,
             identities=dict(self.identities),
         )
+
+
+class SampleRun:
+    """One sample in progress. Each `advance()` performs one model request (a step); schedulers
+    decide how samples interleave: independently (`runner.run_samples`) or in lock-step rounds
+    (`runner.run_samples_lockstep`)."""
+
+    def __init__(
+        self,
+        decoder: CooperativeDecoder,
+        request: SampleRequest,
+        resume: SampleCheckpoint | None,
+        checkpoint: CheckpointSink | None,
+    ):
+        self.request = request
+        self.result: SampleResult | None = None
+        self._steps = decoder._run(request, resume, checkpoint, self)
+
+    async def advance(self) -> bool:
+        """Run up to the next request boundary; True once the sample is finished (see `result`)."""
+        if self.result is not None:
+            return True
+        try:
+            await anext(self._steps)
+        except StopAsyncIteration:
+            return True
+        return False

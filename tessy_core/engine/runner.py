@@ -2,6 +2,10 @@
 
 No lock-step rounds: a fast sample never waits for a slow one. Results are handed to `on_result` as
 soon as each finishes, so the caller can persist them incrementally (crash-safe).
+
+`run_samples_lockstep` is the other schedule, kept as a measured baseline: the published research
+implementation advances a pool of samples in rounds, one request each, every round waiting for
+the slowest request.
 """
 
 from __future__ import annotations
@@ -9,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Awaitable, Callable, Iterable
 
-from tessy_core.engine.loop import CheckpointSink, CooperativeDecoder
+from tessy_core.engine.loop import CheckpointSink, CooperativeDecoder, SampleRun
 from tessy_core.engine.records import ModelUsage, Role, SampleCheckpoint, SampleRequest, SampleResult
 
 
@@ -22,6 +27,7 @@ class RunSummary:
     usage: dict[Role, ModelUsage] = field(default_factory=lambda: {role: ModelUsage() for role in Role})
     failure_reasons: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
+    rounds: int = 0  # lock-step schedule only
 
     def add(self, result: SampleResult) -> None:
         if result.ok:
@@ -87,5 +93,37 @@ async def run_samples(
     except BaseExceptionGroup as group:
         # Callers handle the error that happened, not asyncio's wrapper around it.
         raise group.exceptions[0] from None
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+async def run_samples_lockstep(
+    decoder: CooperativeDecoder,
+    requests: Iterable[SampleRequest],
+    *,
+    pool_size: int,
+    on_result: Callable[[SampleResult], Awaitable[None] | None] | None = None,
+) -> RunSummary:
+    """Advance a pool of `pool_size` samples in rounds: each round every sample makes one request
+    and the round ends when the slowest one returns; finished samples are replaced from `requests`."""
+    summary = RunSummary()
+    started = time.perf_counter()
+    pending = iter(requests)
+    active: list[SampleRun] = [decoder.start(r) for r in islice(pending, pool_size)]
+    while active:
+        finished = await asyncio.gather(*(run.advance() for run in active))
+        summary.rounds += 1
+        still_running = []
+        for run, done in zip(active, finished):
+            if not done:
+                still_running.append(run)
+                continue
+            summary.add(run.result)
+            if on_result is not None:
+                maybe = on_result(run.result)
+                if asyncio.iscoroutine(maybe):
+                    await maybe
+            still_running.extend(decoder.start(r) for r in islice(pending, 1))
+        active = still_running
     summary.wall_s = time.perf_counter() - started
     return summary

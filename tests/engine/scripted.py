@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Sequence
 
 from tessy_core.backends.base import BackendError, Completion, SamplingParams, TokenScores
@@ -49,3 +50,24 @@ class ScriptedBackend:
 
     async def aclose(self) -> None:
         return None
+
+
+class StreamingScriptedBackend(ScriptedBackend):
+    """Streams each scripted reply word by word (a token = a word with its leading space) and
+    stops when the watcher asks; counts the tokens it actually streamed."""
+
+    def __init__(self, name: str, replies: Sequence[tuple[str, str] | Exception], delay_s: float = 0.0):
+        super().__init__(name, replies, delay_s)
+        self.tokens_streamed = 0
+
+    async def complete_watched(self, prompt: str, *, max_tokens: int, sampling: SamplingParams, watch, stop: Sequence[str] = (), affinity_key=None) -> Completion:
+        full = await self.complete(prompt, max_tokens=max_tokens, sampling=sampling, stop=stop, affinity_key=affinity_key)
+        pieces = re.findall(r"\s*\S+", full.text)[:max_tokens]
+        text = ""
+        for piece in pieces:
+            text += piece
+            self.tokens_streamed += 1
+            if await watch(text):
+                return Completion(text, len(text.split()), "closed")
+        finish = full.finish_reason if len(pieces) == len(re.findall(r"\s*\S+", full.text)) else "length"
+        return Completion(text, len(pieces), finish, full.stop_string)
