@@ -205,3 +205,130 @@ async def test_count_tokens_is_local():
     backend, seen = make_backend({"replica-a": refuse})
     assert backend.count_tokens("hello") == 5 and seen == []
     await backend.aclose()
+
+
+def sse_reply(deltas: list[str], *, finish="length", usage=True, stop_reason=None) -> httpx.Response:
+    """A streamed /completions reply: one event per delta, continuous usage stats, then [DONE]."""
+    events = []
+    for i, delta in enumerate(deltas, 1):
+        choice = {"index": 0, "text": delta, "finish_reason": finish if i == len(deltas) else None,
+                  "stop_reason": stop_reason if i == len(deltas) else None}
+        event = {"choices": [choice]}
+        if usage:
+            event["usage"] = {"prompt_tokens": 5, "completion_tokens": i}
+        events.append(f"data: {json.dumps(event)}\n\n")
+    events.append("data: [DONE]\n\n")
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content="".join(events).encode())
+
+
+async def watched(backend, watch, key=None):
+    return await backend.complete_watched("prompt", max_tokens=50, sampling=SamplingParams(), watch=watch, affinity_key=key)
+
+
+async def test_stream_is_closed_when_the_watcher_says_so():
+    backend, seen = make_backend({"replica-a": lambda r: sse_reply(["one", " two", " three", " four"])})
+    shown: list[str] = []
+
+    async def watch(text: str) -> bool:
+        shown.append(text)
+        return text.endswith("two")
+
+    result = await watched(backend, watch)
+    assert (result.text, result.num_tokens, result.finish_reason, result.ended_turn) == ("one two", 2, "closed", False)
+    assert shown == ["one", "one two"]
+    body = json.loads(seen[0].content)
+    assert body["stream"] is True and body["stream_options"]["continuous_usage_stats"] is True
+    assert backend.stats()["replicas"][A]["completion_tokens"] == 2
+    await backend.aclose()
+
+
+async def test_stream_to_the_end_reports_finish_and_stop_string():
+    backend, _ = make_backend({"replica-a": lambda r: sse_reply(["a", "b", ""], finish="stop", stop_reason="</think>")})
+
+    async def never(text: str) -> bool:
+        return False
+
+    result = await watched(backend, never)
+    assert (result.text, result.num_tokens, result.finish_reason, result.stop_string) == ("ab", 3, "stop", "</think>")
+    # Without usage stats every event with text counts as one token.
+    backend, _ = make_backend({"replica-a": lambda r: sse_reply(["a", "b", "c"], usage=False)})
+    assert (await watched(backend, never)).num_tokens == 3
+    await backend.aclose()
+
+
+class _BreakingStream(httpx.AsyncByteStream):
+    """Sends some events, then the connection drops."""
+
+    def __init__(self, events: list[str]):
+        self.events = events
+
+    async def __aiter__(self):
+        for event in self.events:
+            yield event.encode()
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+
+
+async def test_a_stream_that_breaks_midway_returns_its_text_and_takes_the_replica_out():
+    events = [f"data: {json.dumps({'choices': [{'index': 0, 'text': t, 'finish_reason': None}], 'usage': {'completion_tokens': i}})}\n\n"
+              for i, t in enumerate(["x", " y"], 1)]
+    backend, seen = make_backend({
+        "replica-a": lambda r: httpx.Response(200, stream=_BreakingStream(events)),
+        "replica-b": lambda r: sse_reply(["from-b"]),
+    })
+    key = next(k for k in (f"k{i}" for i in range(50)) if backend._replicas.choose(k).base_url == A)
+
+    async def never(text: str) -> bool:
+        return False
+
+    partial = await watched(backend, never, key)
+    assert (partial.text, partial.num_tokens, partial.finish_reason) == ("x y", 2, "interrupted")
+    assert backend.stats()["replicas"][A]["healthy"] is False
+    # The sample's next request continues on the other replica.
+    assert (await watched(backend, never, key)).text == "from-b"
+    await backend.aclose()
+
+
+async def test_a_stream_that_fails_before_any_text_fails_over():
+    backend, seen = make_backend({
+        "replica-a": lambda r: httpx.Response(500, json={"error": {"message": "EngineDeadError"}}),
+        "replica-b": lambda r: sse_reply(["ok"]),
+    })
+    key = next(k for k in (f"k{i}" for i in range(50)) if backend._replicas.choose(k).base_url == A)
+
+    async def never(text: str) -> bool:
+        return False
+
+    assert (await watched(backend, never, key)).text == "ok"
+    assert backend.stats()["replicas"][A]["errors"] == 1
+    await backend.aclose()
+
+
+async def test_a_server_that_accepts_but_never_answers_times_out_and_is_reported():
+    """A hung server (a real socket that accepts and stays silent) is never waited on forever."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hang(reader, writer):
+        accepted.append(writer)
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    backend = OpenAIHTTPBackend(
+        [f"http://127.0.0.1:{port}/v1"], served_model_name="m", tokenizer=CharTokenizer(), model_id="m",
+        request_timeout_s=0.3, retry=RetryPolicy(max_retries=1, backoff_base_s=0.001),
+    )
+
+    async def never(text: str) -> bool:
+        return False
+
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(BackendError, match="timed out"):
+        await backend.complete("p", max_tokens=4, sampling=SamplingParams())
+    with pytest.raises(BackendError, match="timed out"):
+        await backend.complete_watched("p", max_tokens=4, sampling=SamplingParams(), watch=never)
+    assert asyncio.get_running_loop().time() - started < 5
+    assert backend.stats()["replicas"][f"http://127.0.0.1:{port}/v1"]["healthy"] is False
+    await backend.aclose()
+    for writer in accepted:
+        writer.close()
+    server.close()
+    await server.wait_closed()
