@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tessy_core.catalog.prompts import PromptFilter
 from tessy_core.config import GenerationConfig
 from tessy_core.publish import LineageConfig, StorageConfig
+from tessy_core.quality.expectations import ValidationPolicy
 
 
 class _Strict(BaseModel):
@@ -41,15 +42,49 @@ class BuildConfig(_Strict):
     dataset: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str = ""
     selection: PromptFilter = PromptFilter()
+    new_prompts_only: bool = Field(
+        False, description="skip prompts that earlier builds of this dataset used (scheduled builds)"
+    )
     samples_per_prompt: int = Field(1, ge=1)
     shard_size: int = Field(16, ge=1)
     generation: GenerationConfig
     verification: VerificationConfig = VerificationConfig()
+    validation: ValidationPolicy = ValidationPolicy()
     output: OutputConfig = OutputConfig()
     lineage: LineageConfig = LineageConfig()
     runner: RunnerConfig = RunnerConfig()
     catalog_path: str | None = Field(None, description="default: $TESSY_CATALOG or ./var/catalog.duckdb")
     work_dir: str = Field("./var/builds", description="local staging of shards and checkpoints")
+
+    def prompt_filter(self) -> PromptFilter:
+        if self.new_prompts_only and self.selection.exclude_dataset is None:
+            return self.selection.model_copy(update={"exclude_dataset": self.dataset})
+        return self.selection
+
+    def identity(self) -> dict[str, Any]:
+        """What shapes the data, as plain JSON: where things run or are served, and secrets, are left
+        out, so a rerun on other endpoints or with more workers resumes the same build."""
+        payload = self.model_dump(
+            mode="json",
+            exclude={
+                "runner": True,
+                "catalog_path": True,
+                "work_dir": True,
+                "description": True,
+                "lineage": True,
+                "output": {"storage"},
+                "verification": {"workers"},
+                "generation": {
+                    "teacher": set(_SERVING_FIELDS),
+                    "student": set(_SERVING_FIELDS),
+                    "engine": {"concurrency", "checkpoint_every"},
+                },
+            },
+        )
+        return payload
+
+
+_SERVING_FIELDS = ("endpoints", "api_key", "request_timeout_s", "max_retries", "device", "served_model_name")
 
 
 def load_build_config(path: str | Path) -> BuildConfig:

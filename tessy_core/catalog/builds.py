@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tessy_core.catalog.connection import Catalog, CatalogError, changed_rows, first_row
+from tessy_core.catalog.connection import Catalog, CatalogError, changed_rows, fetch_dicts, first_row
 from tessy_core.catalog.sql import query
 
 
@@ -182,6 +182,34 @@ def upsert_build_samples(catalog: Catalog, build_id: str, samples: Sequence[Samp
         return changed_rows(connection.execute(query("upsert_build_samples")))
 
     return catalog.write(run)
+
+
+def build_status(catalog: Catalog, build_id: str) -> BuildStatus | None:
+    """The recorded status of a build, or None if the catalog has never seen it."""
+    if not catalog.path.is_file():
+        return None
+    row = catalog.read(lambda connection: first_row(connection.execute(query("select_build"), {"build_id": build_id})))
+    return BuildStatus(row[3]) if row else None
+
+
+def find_resumable_build(catalog: Catalog, dataset_name: str, config: Mapping[str, Any]) -> str | None:
+    """The newest unfinished (running, failed or cancelled) build of `dataset_name` with this config."""
+    if not catalog.path.is_file():
+        return None
+    params = {"dataset_name": dataset_name, "config_hash": config_hash(config)}
+    row = catalog.read(lambda connection: first_row(connection.execute(query("select_resumable_build"), params)))
+    return row[0] if row else None
+
+
+def build_samples(catalog: Catalog, build_id: str) -> list[SampleResult]:
+    """Every sample of a build with its outcome (and reason), ordered by prompt and index."""
+
+    def run(connection: duckdb.DuckDBPyConnection) -> list[SampleResult]:
+        _require_build(connection, build_id)
+        rows = fetch_dicts(connection.execute(query("select_build_samples"), {"build_id": build_id}))
+        return [SampleResult.model_validate(row) for row in rows]
+
+    return catalog.read(run)
 
 
 def build_accounting(catalog: Catalog, build_id: str) -> BuildAccounting:

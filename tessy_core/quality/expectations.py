@@ -267,7 +267,10 @@ def run_suite(df: pl.DataFrame, policy: ValidationPolicy) -> SuiteResult:
 def _outcome(result: dict[str, Any]) -> ExpectationOutcome:
     config = result["expectation_config"]
     details = result.get("result") or {}
-    errors = [info["exception_message"] for info in (result.get("exception_info") or {}).values() if info.get("raised_exception")]
+    # GX gives either one {"raised_exception", "exception_message", ...} dict or a dict of them.
+    info = result.get("exception_info") or {}
+    infos = [info] if "raised_exception" in info else [i for i in info.values() if isinstance(i, dict)]
+    errors = [i.get("exception_message") or "unknown error" for i in infos if i.get("raised_exception")]
     return ExpectationOutcome(
         check=(config.get("meta") or {}).get("check", config["type"]),
         expectation=config["type"],

@@ -1,0 +1,5 @@
+"""Prefect flows: thin compositions of the library's build steps (`tessy_core.build.pipeline`)."""
+
+from flows.build import build_dataset, run_build
+
+__all__ = ["build_dataset", "run_build"]
