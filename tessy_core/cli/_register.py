@@ -11,6 +11,7 @@ import typer
 #   "commands"   adds every function in the module's `COMMANDS` list as a top-level command
 #   both, comma-separated ("group:NAME,commands"): a group plus top-level commands
 SUBCOMMANDS: dict[str, str] = {
+    "build": "commands",
     "catalog": "group:catalog",
     "datasets": "group:datasets,commands",
     "generate": "commands",

@@ -1,0 +1,93 @@
+"""`tessy build --config FILE`: run the `build_dataset` Prefect flow with a progress display.
+
+Without `PREFECT_API_URL` Prefect starts a temporary local server for the run; point it at a
+`prefect server` to see the run and its artifacts in the UI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tessy_core.cli.output import console, emit, fail
+
+
+def build(
+    config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="build YAML (BuildConfig)"),
+    new_prompts_only: bool = typer.Option(
+        None, "--new-prompts-only/--all-prompts", help="override the config: skip prompts earlier builds used"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print outcome counts and the version as one JSON object"),
+) -> None:
+    """Build the next version of a dataset: select prompts, generate, verify, validate, publish."""
+    from pydantic import ValidationError
+
+    from tessy_core.build.config import load_build_config
+
+    try:
+        build_config = load_build_config(config)
+    except (ValidationError, ValueError, OSError) as error:
+        fail(f"invalid build config {config}: {error}", as_json)
+        return
+    if new_prompts_only is not None:
+        build_config = build_config.model_copy(update={"new_prompts_only": new_prompts_only})
+
+    from flows.build import run_build
+    from tessy_core.build.progress import BuildEvent, listening
+
+    with Progress(
+        TextColumn("[bold]build[/] {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console, disable=as_json,
+    ) as progress:
+        task = progress.add_task("samples", total=None, stage="planning", status="")
+        counts = {"ok": 0, "failed": 0}
+
+        def on_event(event: BuildEvent) -> None:
+            if event.kind == "planned":
+                progress.update(
+                    task, total=event.data["samples"], completed=event.data["samples_done"], stage="generating",
+                    status=f"{event.data['shards']} shards, {event.data['shards_done']} done earlier",
+                )
+            elif event.kind == "sample":
+                counts["ok" if event.data["status"] == "ok" else "failed"] += 1
+                progress.update(task, advance=1, status=f"ok {counts['ok']} failed {counts['failed']}")
+            elif event.kind == "stage":
+                progress.update(task, stage=event.data["stage"])
+
+        try:
+            with listening(on_event):
+                result = run_build(build_config)
+        except Exception as error:  # noqa: BLE001 - any failure is reported, the build stays resumable
+            fail(
+                f"build failed: {type(error).__name__}: {error}. Run the same command again to continue it.",
+                as_json, dataset=build_config.dataset,
+            )
+            return
+    payload = {"ok": result.status != "blocked", **result.model_dump(mode="json")}
+    emit(payload, as_json, human=_human(result))
+    if result.status == "blocked":
+        raise typer.Exit(2)
+
+
+def _human(result) -> str:
+    from tessy_core.build.report import outcome_rows, usage_rows
+
+    lines = [f"[bold]{result.message}[/]"]
+    if result.build_id:
+        lines.append(f"  build {result.build_id}" + (" (resumed)" if result.resumed else ""))
+    for row in outcome_rows(result):
+        if row["samples"]:
+            lines.append(f"  {row['outcome']}: {row['samples']} {row['top reasons'] and '(' + row['top reasons'] + ')'}")
+    for row in usage_rows(result):
+        lines.append(
+            f"  {row['model']}: {row['requests']} requests, {row['tokens generated']} tokens "
+            f"({row['tokens kept']} kept, {row['tokens thrown away']} thrown away)"
+        )
+    if result.uri:
+        lines.append(f"  -> {result.uri}")
+    return "\n".join(lines)
+
+
+COMMANDS = [build]
