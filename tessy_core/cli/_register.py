@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, str] = {
     "catalog": "group:catalog",
     "datasets": "group:datasets,commands",
     "generate": "commands",
+    "predictor": "group:predictor",
     "sandbox": "group:sandbox",
     "toyworld": "group:toyworld",
     "workers": "group:workers",
