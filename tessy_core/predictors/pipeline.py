@@ -323,6 +323,17 @@ def _card_annotation_section(stats: AnnotationStats, config: PredictorPipelineCo
     return "\n".join(lines)
 
 
+def finish_folder(config: PredictorPipelineConfig, stats: AnnotationStats | None) -> None:
+    """Add the annotation figures to the trained folder (annotation.json, a model card section)."""
+    if stats is None:
+        return
+    (config.predictor_dir / "annotation.json").write_text(json.dumps(stats.summary(), indent=2) + "\n")
+    card = config.predictor_dir / CARD_FILE
+    text = card.read_text()
+    if "## Annotation" not in text:
+        card.write_text(text + "\n" + _card_annotation_section(stats, config))
+
+
 class PipelineReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -354,12 +365,7 @@ def run_pipeline(
         config.work_dir.mkdir(parents=True, exist_ok=True)
     train, valid = stage_labels(config, traces, annotations)
     report = train_predictor(train, valid, config.training, config.predictor_dir, progress=training_progress)
-    if stats is not None:
-        (config.predictor_dir / "annotation.json").write_text(json.dumps(stats.summary(), indent=2) + "\n")
-        card = config.predictor_dir / CARD_FILE
-        text = card.read_text()
-        if "## Annotation" not in text:
-            card.write_text(text + "\n" + _card_annotation_section(stats, config))
+    finish_folder(config, stats)
     registered = stage_register(config, report, stats) if config.register_in_catalog else None
     return PipelineReport(
         predictor=report, traces=len(traces), annotation=stats.summary() if stats else None, train_texts=len(train),
