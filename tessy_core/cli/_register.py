@@ -12,6 +12,7 @@ import typer
 #   both, comma-separated ("group:NAME,commands"): a group plus top-level commands
 SUBCOMMANDS: dict[str, str] = {
     "build": "commands",
+    "bench": "group:bench",
     "catalog": "group:catalog",
     "datasets": "group:datasets,commands",
     "generate": "commands",

@@ -1,0 +1,134 @@
+"""`tessy bench decode`: interleaved decoding vs teacher-only vs the published lock-step schedule."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+from pydantic import ValidationError
+
+from tessy_core.cli.output import console, emit, fail
+from tessy_core.config import GenerationConfig, ModelFamily
+
+app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
+
+
+@app.command()
+def decode(
+    prompts: Path = typer.Option(..., "--prompts", exists=True, dir_okay=False, help="JSONL or Parquet prompts"),
+    config: Optional[Path] = typer.Option(
+        None, "--config", exists=True, dir_okay=False,
+        help="YAML with `generation:` (served models) and optionally `workers:` (servers to start for the bench)",
+    ),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="teacher model folder (servers are started)"),
+    student: Optional[Path] = typer.Option(None, "--student", help="student model folder"),
+    teacher_predictor: Optional[Path] = typer.Option(None, "--teacher-predictor", help="learned predictor folder"),
+    student_predictor: Optional[Path] = typer.Option(None, "--student-predictor", help="learned predictor folder"),
+    teacher_family: ModelFamily = typer.Option(ModelFamily.harmony, "--teacher-family"),
+    student_family: ModelFamily = typer.Option(ModelFamily.qwen3, "--student-family"),
+    vllm_venv: Path = typer.Option(Path(".venvs/vllm"), "--vllm-venv", help="virtualenv with vLLM"),
+    samples: int = typer.Option(32, "--samples", min=1, help="samples per mode (cycling over the prompts)"),
+    concurrency: int = typer.Option(32, "--concurrency", min=1, help="samples in flight; the lock-step pool size"),
+    modes: str = typer.Option("tessy,teacher_only,lockstep,tessy_fixed", "--modes", help="comma-separated"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Run tessy, teacher_only and the lock-step fixed-k schedule on equal prompts; print the figures."""
+    from tessy_core.bench.decode import DecodeBenchSettings, config_from_paths, requests_for, run_decode_bench
+    from tessy_core.config import Mode, load_yaml_model
+    from tessy_core.engine.jsonl_job import PromptFileReport, read_sample_requests
+    from tessy_core.workers import WorkerPool, WorkersConfig, WorkerStartError
+    from tessy_core.workers.config import ServerSpec
+
+    from_paths = [teacher, student, teacher_predictor, student_predictor]
+    if config is not None and any(p is not None for p in from_paths):
+        fail("give either --config or model/predictor folders, not both", as_json)
+    if config is None and not all(p is not None for p in from_paths):
+        fail("give --config, or all of --teacher --student --teacher-predictor --student-predictor", as_json)
+    try:
+        settings = DecodeBenchSettings(modes=tuple(m.strip() for m in modes.split(",") if m.strip()), concurrency=concurrency)
+    except ValidationError as error:
+        fail(f"invalid --modes: {error}", as_json)
+        return
+    report = PromptFileReport()
+    rows = read_sample_requests(prompts, config_hash="bench", mode=Mode.tessy, samples_per_prompt=1, limit=None, report=report)
+    if not rows:
+        fail(f"{prompts}: no usable prompts ({len(report.rejected)} rejected)", as_json, rejected=report.rejected[:10])
+    requests = requests_for([(r.prompt_id, r.problem) for r in rows], samples)
+
+    workers: WorkersConfig | None = None
+    try:
+        if config is not None:
+            data = yaml.safe_load(config.read_text()) or {}
+            generation = GenerationConfig.model_validate(data.get("generation", data))
+            if "workers" in data:
+                workers = load_yaml_model(WorkersConfig, config, section="workers")
+        else:
+            state_dir = Path(tempfile.mkdtemp(prefix="tessy-bench-workers-"))
+            ports = _free_ports(2)
+            workers = WorkersConfig(
+                servers=[
+                    ServerSpec(name="teacher", model_path=str(teacher), port=ports[0], venv=vllm_venv),
+                    ServerSpec(name="student", model_path=str(student), port=ports[1], venv=vllm_venv),
+                ],
+                state_dir=state_dir,
+            )
+            generation = config_from_paths(
+                teacher=str(teacher), student=str(student),
+                teacher_predictor=str(teacher_predictor), student_predictor=str(student_predictor),
+                endpoints={s.name: [s.openai_base_url] for s in workers.servers},
+                teacher_family=teacher_family, student_family=student_family,
+            )
+    except (ValueError, ValidationError, OSError) as error:
+        fail(f"invalid bench configuration: {error}", as_json)
+        return
+
+    def on_mode(mode: str, figures: dict) -> None:
+        console.print(
+            f"[bold]{mode}[/]: {figures['wall_s']} s, {figures['output_tokens']} output tokens, "
+            f"{figures['requests']} requests, {figures['tokens_discarded']} thrown away, "
+            f"{figures['samples_ok']} ok / {figures['samples_failed']} failed"
+        )
+
+    try:
+        if workers is not None:
+            console.print(f"starting {len(workers.servers)} vLLM server(s)...")
+            with WorkerPool(workers):
+                result = asyncio.run(run_decode_bench(generation, requests, settings, on_mode))
+        else:
+            result = asyncio.run(run_decode_bench(generation, requests, settings, on_mode))
+    except WorkerStartError as error:
+        fail(f"servers failed to start: {error}", as_json, failures=error.failures)
+        return
+    result["prompts_rejected"] = len(report.rejected)
+    emit(result, as_json, human=_human(result))
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _human(result: dict) -> str:
+    lines = [f"{'mode':<13} {'wall s':>8} {'out tok':>8} {'requests':>9} {'thrown':>7} {'ms/tok':>8}"]
+    for mode, f in result["modes"].items():
+        lines.append(
+            f"{mode:<13} {f['wall_s']:>8} {f['output_tokens']:>8} {f['requests']:>9} {f['tokens_discarded']:>7} "
+            f"{f['ms_per_output_token']!s:>8}"
+        )
+    r = result["ratios"]
+    lines.append(
+        f"tessy_vs_teacher_only {r['tessy_vs_teacher_only']} (target <= 1.3); lockstep_vs_tessy "
+        f"{r['lockstep_vs_tessy']} (target >= 2); thrown away / kept {r['tessy_discarded_vs_kept']} (target <= 0.15)"
+    )
+    return "\n".join(lines)
