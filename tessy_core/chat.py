@@ -52,7 +52,9 @@ class _Renderer:
 @lru_cache(maxsize=16)
 def load_tokenizer(path: str, revision: str | None = None):
     """The model's own tokenizer (and chat template), from a local folder or hub id."""
-    from transformers import AutoTokenizer
+    from tessy_core.lazy_imports import transformers_names
+
+    (AutoTokenizer,) = transformers_names("AutoTokenizer")
 
     return AutoTokenizer.from_pretrained(path, revision=revision)
 

@@ -15,7 +15,9 @@ class TransformersBackend:
 
     def __init__(self, path: str, *, name: str | None = None, device: str = "cpu", revision: str | None = None):
         import torch
-        from transformers import AutoModelForCausalLM
+        from tessy_core.lazy_imports import transformers_names
+
+        (AutoModelForCausalLM,) = transformers_names("AutoModelForCausalLM")
 
         self._torch = torch
         self.tokenizer = load_tokenizer(path, revision)

@@ -21,7 +21,11 @@ _CHARS_PER_TOKEN_BOUND = 8
 class LearnedPredictor:
     def __init__(self, path: str | Path, *, window_tokens: int | None = None, device: str = "cpu", max_batch: int = 64):
         import torch
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
+        from tessy_core.lazy_imports import transformers_names
+
+        AutoModelForTokenClassification, AutoTokenizer = transformers_names(
+            "AutoModelForTokenClassification", "AutoTokenizer"
+        )
 
         path = Path(path)
         self._torch = torch
