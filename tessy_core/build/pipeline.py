@@ -64,7 +64,8 @@ from tessy_core.publish import (
 )
 from tessy_core.publish.naming import version_dir
 from tessy_core.publish.reader import list_versions, read_manifest
-from tessy_core.quality.expectations import REJECTED, TRAIN, SuiteResult, ValidationPolicy, run_suite
+from tessy_core.quality.expectations import TRAIN, SuiteResult, ValidationPolicy, run_suite
+from tessy_core.quality.policy import split_by_policy
 
 JOB_PREFIX = "tessy-build"
 PUBLISHED_SPLIT = TRAIN
@@ -328,24 +329,7 @@ def sample_table(workspace: BuildWorkspace, plan: BuildPlan, policy: ValidationP
 
 def label_splits(frame: pl.DataFrame, policy: ValidationPolicy) -> pl.DataFrame:
     """Which samples the version publishes under `policy.publish`; the others say why not."""
-    has_verdict = isinstance(frame.schema.get("verification"), pl.Struct)
-    verdict = (
-        pl.col("verification").struct.field("verdict").cast(pl.String) if has_verdict else pl.lit(None, pl.String)
-    )
-    generated = pl.col("status") == "ok"
-    if policy.publish == "verified_only":
-        keep = generated & (verdict == policy.accepted_verdict).fill_null(False)
-    else:
-        keep = generated
-    reason = (
-        pl.when(~generated).then(pl.lit("generation failed: ") + pl.col("failure_reason").fill_null("unknown"))
-        .when(keep).then(pl.lit(None, pl.String))
-        .otherwise(pl.lit("verification: ") + verdict.fill_null("missing"))
-    )
-    return frame.with_columns(
-        pl.when(keep).then(pl.lit(TRAIN)).otherwise(pl.lit(REJECTED)).alias("split"),
-        reason.alias("rejection_reason"),
-    )
+    return split_by_policy(frame, policy)
 
 
 def validate_samples(frame: pl.DataFrame, policy: ValidationPolicy) -> SuiteResult:

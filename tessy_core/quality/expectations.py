@@ -19,7 +19,7 @@ TRAIN = "train"
 REJECTED = "rejected"
 
 # Columns computed before validation; GX reads them like any other column.
-THINKING_BLOCK_OK = "check_single_closed_thinking_block"
+THINKING_BLOCK_OK = "checksingle_closed_thinking_block"
 VERDICT = "check_verdict"
 MISSING_VERDICT = "missing"
 
@@ -214,7 +214,7 @@ def with_derived_checks(df: pl.DataFrame, policy: ValidationPolicy) -> pl.DataFr
     """`df` plus the plain columns the suite reads for checks GX can't express on the raw ones."""
     derived: list[pl.Expr] = []
     if "assistant" in df.columns:
-        derived.append(_single_closed_thinking_block(pl.col("assistant"), policy).alias(THINKING_BLOCK_OK))
+        derived.append(single_closed_thinking_block(pl.col("assistant"), policy).alias(THINKING_BLOCK_OK))
     verdict = (
         pl.col("verification").struct.field("verdict").cast(pl.Utf8)
         if "verification" in df.columns and isinstance(df.schema["verification"], pl.Struct)
@@ -224,7 +224,7 @@ def with_derived_checks(df: pl.DataFrame, policy: ValidationPolicy) -> pl.DataFr
     return df.with_columns(derived)
 
 
-def _single_closed_thinking_block(assistant: pl.Expr, policy: ValidationPolicy) -> pl.Expr:
+def single_closed_thinking_block(assistant: pl.Expr, policy: ValidationPolicy) -> pl.Expr:
     """The assistant text opens with the thinking marker, and opens and closes exactly one block."""
     opened = assistant.str.count_matches(policy.think_open, literal=True)
     closed = assistant.str.count_matches(policy.think_close, literal=True)
