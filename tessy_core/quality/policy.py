@@ -37,6 +37,8 @@ def split_by_policy(frame: pl.DataFrame, policy: ValidationPolicy,
     only its own reason: the rest would follow from it.
     """
     columns = frame.columns
+    if "status" not in columns:
+        raise ValueError("the sample table has no 'status' column (ok/failed per sample)")
     generated = pl.col("status") == "ok"
     reasons: list[pl.Expr] = []
     if "assistant" in columns:
@@ -53,7 +55,8 @@ def split_by_policy(frame: pl.DataFrame, policy: ValidationPolicy,
             raise ValueError("extra rejection reasons are keyed by sample_id, which the table lacks")
         extra = {sample_id: REASON_SEPARATOR.join(texts) for sample_id, texts in extra_reasons.items() if texts}
         reasons.append(pl.col("sample_id").replace_strict(extra, default=None, return_dtype=pl.String))
-    failed = pl.lit("generation failed: ") + pl.col("failure_reason").fill_null("unknown")
+    failure_reason = pl.col("failure_reason") if "failure_reason" in columns else pl.lit(None, pl.String)
+    failed = pl.lit("generation failed: ") + failure_reason.fill_null("unknown")
     joined = pl.concat_str(reasons, separator=REASON_SEPARATOR, ignore_nulls=True) if reasons else pl.lit("")
     reason = (
         pl.when(~generated.fill_null(False)).then(failed)

@@ -1,0 +1,387 @@
+"""Style consistency: does the data read like the student's own writing? (the property TESSY exists for)
+
+Per sample:
+- `student_nll`: the student's mean per-token negative log-likelihood of the assistant text after its
+  own generation prompt, scored through `Backend.score` (vLLM `prompt_logprobs` over HTTP, or the
+  transformers backend in-process). Lower: more student-like.
+- `teacher_token_share`: the teacher's share of the kept thinking tokens, from the sample's spans.
+- `style_token_rate`: the share of the thinking's student tokens that the student's boundary
+  predictor labels style (discourse, hedges, transitions).
+- `tfidf_similarity`: TF-IDF cosine between the sample's assistant text and the student's own
+  response to the same prompt, over the student's tokenizer's tokens, on a sampled subset of prompts.
+
+Per version: the means (and counts) of those. A `StyleGate` holds thresholds and turns the
+figures into pass/fail checks with reasons, like the GX suite; per-sample NLL limits become
+rejection reasons for `tessy_core.quality.policy.split_by_policy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from tessy_core.backends.base import Backend
+from tessy_core.chat import ChatFormat
+from tessy_core.predictors.base import BoundaryPredictor, TokenKind
+from tessy_core.quality.expectations import ShareBand
+
+Tokenize = Callable[[str], Sequence[int | str]]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StyleGate(_Strict):
+    """Thresholds on the style figures of a version (None: not checked) and how to measure them."""
+
+    max_mean_student_nll: float | None = Field(None, gt=0, description="version mean of per-sample student NLL")
+    max_sample_student_nll: float | None = Field(None, gt=0, description="per sample: above it, the sample is rejected")
+    teacher_share: ShareBand | None = Field(None, description="band for the version's mean teacher token share")
+    min_style_token_rate: float | None = Field(None, ge=0, le=1)
+    min_tfidf_similarity: float | None = Field(None, ge=0, le=1)
+    interleaved_mode: str = Field("tessy", description="the mode the teacher share band applies to")
+    reference_prompts: int = Field(16, ge=0, description="prompts sampled for the TF-IDF comparison")
+    max_scored_samples: int | None = Field(None, ge=1, description="score at most this many samples (sampled)")
+    seed: int = 0
+    predictor_window_chars: int = Field(256, ge=16, description="text handed to the predictor per call")
+    concurrency: int = Field(8, ge=1)
+    on_failure: Literal["block", "publish_with_warnings"] = "block"
+
+
+class SampleStyle(_Strict):
+    sample_id: str
+    prompt_id: str | None = None
+    mode: str | None = None
+    student_nll: float | None = None
+    student_tokens: int | None = None
+    teacher_token_share: float | None = None
+    style_token_rate: float | None = None
+    tfidf_similarity: float | None = None
+
+
+class StyleCheck(_Strict):
+    check: str
+    success: bool
+    observed: float | None
+    threshold: str
+    detail: str = ""
+
+
+class StyleReport(_Strict):
+    success: bool
+    on_failure: Literal["block", "publish_with_warnings"]
+    version: dict[str, float | int | None]
+    checks: list[StyleCheck]
+    samples: list[SampleStyle]
+    sample_rejections: dict[str, list[str]] = Field(
+        default_factory=dict, description="sample_id -> reasons, for split_by_policy(extra_reasons=...)")
+    summary_markdown: str
+
+    @property
+    def blocks_publish(self) -> bool:
+        return not self.success and self.on_failure == "block"
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [check.check for check in self.checks if not check.success]
+
+
+# --- the four per-sample figures ------------------------------------------------------------------
+
+
+def teacher_token_share(spans: Iterable[Mapping[str, Any]] | None) -> float | None:
+    """The teacher's share of kept tokens over a sample's spans (None without spans)."""
+    kept = {"teacher": 0, "student": 0}
+    for span in spans or ():
+        kept[str(span["role"])] = kept.get(str(span["role"]), 0) + int(span.get("tokens_kept") or 0)
+    total = kept["teacher"] + kept["student"]
+    return kept["teacher"] / total if total else None
+
+
+async def style_runs(predictor: BoundaryPredictor, text: str, window_chars: int = 256) -> list[tuple[int, int, TokenKind]]:
+    """`text` cut into alternating runs of style and capability, as the predictor sees it.
+
+    Uses only the `BoundaryPredictor` protocol (any predictor works): from each switch point it asks
+    where the other kind begins, reading at most `window_chars` of new text per call (learned
+    predictors see a bounded token window). A boundary in the last half of a window that does not
+    reach the end of the text is not trusted (the window may cut a word or phrase): the next window
+    starts at that half and finds it again with the whole word in view.
+    """
+    if not text:
+        return []
+    window_chars = max(window_chars, 2)
+    trusted = window_chars - window_chars // 2
+    first = await predictor.find_boundary("", text[:window_chars], TokenKind.STYLE, 0)
+    kind = TokenKind.STYLE if first == 0 else TokenKind.CAPABILITY
+    runs: list[tuple[int, int, TokenKind]] = []
+    start = position = 0
+    while position < len(text):
+        other = TokenKind.CAPABILITY if kind is TokenKind.STYLE else TokenKind.STYLE
+        window = text[position : position + window_chars]
+        reaches_end = position + len(window) >= len(text)
+        # A run is at least one character long, so every call advances.
+        min_offset = 1 if position == start else 0
+        boundary = await predictor.find_boundary(text[:position], window, other, min_offset)
+        if boundary is None or (boundary > trusted and not reaches_end):
+            position = len(text) if reaches_end else position + trusted
+            continue
+        runs.append((start, position + boundary, kind))
+        start = position = position + boundary
+        kind = other
+    runs.append((start, len(text), kind))
+    return [run for run in runs if run[1] > run[0]]
+
+
+async def style_token_rate(predictor: BoundaryPredictor, text: str, count_tokens: Callable[[str], int],
+                           window_chars: int = 256) -> float | None:
+    """Share of `text`'s tokens (under `count_tokens`, the student's tokenizer) in style runs."""
+    runs = await style_runs(predictor, text, window_chars)
+    counts = [(count_tokens(text[start:end]), kind) for start, end, kind in runs]
+    total = sum(count for count, _ in counts)
+    return sum(count for count, kind in counts if kind is TokenKind.STYLE) / total if total else None
+
+
+async def student_nll(backend: Backend, chat_format: ChatFormat, problem: str, assistant: str) -> tuple[float, int]:
+    """Mean per-token NLL (and token count) of `assistant` after the student's own prompt for `problem`."""
+    prompt = chat_format.thinking_prompt(problem)
+    opener = chat_format.markers.think_open
+    continuation = assistant[len(opener):] if assistant.startswith(opener) else assistant
+    scores = await backend.score(prompt, continuation)
+    return scores.mean_nll, len(scores.logprobs)
+
+
+class Tfidf:
+    """TF-IDF over token sequences: smoothed idf fitted on a corpus, l2-normalised vectors."""
+
+    def __init__(self, corpus: Sequence[Sequence[int | str]]) -> None:
+        self.vocabulary: dict[int | str, int] = {}
+        for document in corpus:
+            for token in document:
+                self.vocabulary.setdefault(token, len(self.vocabulary))
+        counts = self._counts(corpus)
+        document_frequency = (counts > 0).sum(axis=0)
+        self.idf = np.log((1 + len(corpus)) / (1 + document_frequency)) + 1.0
+
+    def _counts(self, documents: Sequence[Sequence[int | str]]) -> np.ndarray:
+        matrix = np.zeros((len(documents), len(self.vocabulary)), dtype=np.float64)
+        for row, document in enumerate(documents):
+            for token in document:
+                column = self.vocabulary.get(token)
+                if column is not None:
+                    matrix[row, column] += 1.0
+        return matrix
+
+    def vectors(self, documents: Sequence[Sequence[int | str]]) -> np.ndarray:
+        weighted = self._counts(documents) * self.idf
+        norms = np.linalg.norm(weighted, axis=1, keepdims=True)
+        return np.divide(weighted, norms, out=np.zeros_like(weighted), where=norms > 0)
+
+    def cosine(self, left: Sequence[Sequence[int | str]], right: Sequence[Sequence[int | str]]) -> list[float]:
+        """Row-wise cosine of left[i] and right[i]."""
+        return [float(v) for v in (self.vectors(left) * self.vectors(right)).sum(axis=1)]
+
+
+def tfidf_similarities(texts: Sequence[str], references: Sequence[str], tokenize: Tokenize) -> list[float]:
+    """Cosine of each text with its reference (same index); idf fitted on both sets together."""
+    left = [list(tokenize(text)) for text in texts]
+    right = [list(tokenize(text)) for text in references]
+    return Tfidf(left + right).cosine(left, right)
+
+
+# --- sampling and references ----------------------------------------------------------------------
+
+
+def sampled(keys: Iterable[str], n: int | None, seed: int) -> list[str]:
+    """A deterministic subset of `keys` (all when n is None): the same keys and seed, the same subset."""
+    unique = sorted(set(keys))
+    if n is None or n >= len(unique):
+        return unique
+    return sorted(unique, key=lambda key: hashlib.sha256(f"{seed}:{key}".encode()).hexdigest())[:n]
+
+
+async def student_references(decoder, problems: Mapping[str, str], concurrency: int = 8) -> dict[str, str]:
+    """The student's own assistant text for each prompt (prompt_id -> text), from a decoder in
+    `student_only` mode (`tessy_core.engine.factory.open_decoder(config, Mode.student_only)`).
+    Prompts whose generation failed are left out."""
+    from tessy_core.engine.records import SampleRequest
+
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(prompt_id: str, problem: str) -> tuple[str, str | None]:
+        async with gate:
+            result = await decoder.generate(
+                SampleRequest(sample_id=f"style-reference-{prompt_id}", prompt_id=prompt_id, problem=problem))
+        return prompt_id, result.assistant if result.ok else None
+
+    pairs = await asyncio.gather(*(one(pid, problem) for pid, problem in problems.items()))
+    return {pid: text for pid, text in pairs if text}
+
+
+# --- a version ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudentStyle:
+    """What the style figures are measured with: the student's backend, chat format, boundary
+    predictor (None: no style-token rate) and tokenizer (text -> token ids, for TF-IDF)."""
+
+    backend: Backend
+    chat_format: ChatFormat
+    predictor: BoundaryPredictor | None
+    tokenize: Tokenize
+
+
+async def measure_style(rows: Sequence[Mapping[str, Any]], student: StudentStyle, gate: StyleGate,
+                        references: Mapping[str, str] | None = None) -> StyleReport:
+    """Style figures of every generated sample in `rows` (engine records or sample-table rows),
+    the version's aggregates, and the gate's verdict. `references`: prompt_id -> the student's own
+    assistant text (see `student_references`); prompts without one get no TF-IDF figure."""
+    generated = [row for row in rows if row.get("status", "ok") == "ok" and row.get("assistant")]
+    chosen = set(sampled((str(row["sample_id"]) for row in generated), gate.max_scored_samples, gate.seed))
+    generated = [row for row in generated if str(row["sample_id"]) in chosen]
+    limit = asyncio.Semaphore(gate.concurrency)
+
+    async def measure(row: Mapping[str, Any]) -> SampleStyle:
+        async with limit:
+            nll, tokens = await student_nll(student.backend, student.chat_format, row["problem"], row["assistant"])
+            rate = None
+            if student.predictor is not None and row.get("thinking"):
+                rate = await style_token_rate(student.predictor, row["thinking"], student.backend.count_tokens,
+                                              gate.predictor_window_chars)
+        return SampleStyle(
+            sample_id=str(row["sample_id"]), prompt_id=row.get("prompt_id"), mode=row.get("mode"),
+            student_nll=_finite(nll), student_tokens=tokens, teacher_token_share=teacher_token_share(row.get("spans")),
+            style_token_rate=rate)
+
+    samples = list(await asyncio.gather(*(measure(row) for row in generated)))
+    if references:
+        samples = _with_similarities(samples, generated, references, student.tokenize, gate)
+    version = _aggregate(samples, gate)
+    checks = _checks(version, gate)
+    rejections = {
+        sample.sample_id: [f"style: student NLL {sample.student_nll:.3f} above {gate.max_sample_student_nll:g}"]
+        for sample in samples
+        if gate.max_sample_student_nll is not None and sample.student_nll is not None
+        and sample.student_nll > gate.max_sample_student_nll
+    }
+    success = all(check.success for check in checks)
+    return StyleReport(success=success, on_failure=gate.on_failure, version=version, checks=checks, samples=samples,
+                       sample_rejections=rejections, summary_markdown=_summary(success, gate, version, checks))
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _with_similarities(samples: list[SampleStyle], rows: list[Mapping[str, Any]], references: Mapping[str, str],
+                       tokenize: Tokenize, gate: StyleGate) -> list[SampleStyle]:
+    prompt_ids = sampled((str(r.get("prompt_id")) for r in rows if r.get("prompt_id") in references),
+                         gate.reference_prompts, gate.seed)
+    wanted = set(prompt_ids)
+    indices = [i for i, row in enumerate(rows) if str(row.get("prompt_id")) in wanted]
+    if not indices:
+        return samples
+    similarities = tfidf_similarities([rows[i]["assistant"] for i in indices],
+                                      [references[str(rows[i]["prompt_id"])] for i in indices], tokenize)
+    updated = list(samples)
+    for index, similarity in zip(indices, similarities):
+        updated[index] = updated[index].model_copy(update={"tfidf_similarity": similarity})
+    return updated
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(float(np.mean(present)), 6) if present else None
+
+
+def _aggregate(samples: list[SampleStyle], gate: StyleGate) -> dict[str, float | int | None]:
+    interleaved = [s for s in samples if s.mode in (None, gate.interleaved_mode)]
+    tokens = sum(s.student_tokens or 0 for s in samples)
+    # Token-weighted NLL: the per-token figure over the whole version.
+    weighted = sum((s.student_nll or 0.0) * (s.student_tokens or 0) for s in samples if s.student_nll is not None)
+    return {
+        "samples_scored": len(samples),
+        "student_nll_mean": _mean(s.student_nll for s in samples),
+        "student_nll_per_token": round(weighted / tokens, 6) if tokens else None,
+        "teacher_token_share_mean": _mean(s.teacher_token_share for s in interleaved),
+        "style_token_rate_mean": _mean(s.style_token_rate for s in samples),
+        "tfidf_similarity_mean": _mean(s.tfidf_similarity for s in samples),
+        "tfidf_prompts": len({s.prompt_id for s in samples if s.tfidf_similarity is not None}),
+    }
+
+
+def _checks(version: Mapping[str, Any], gate: StyleGate) -> list[StyleCheck]:
+    checks: list[StyleCheck] = []
+
+    def check(name: str, observed: float | None, ok: Callable[[float], bool], threshold: str) -> None:
+        if observed is None:
+            checks.append(StyleCheck(check=name, success=False, observed=None, threshold=threshold,
+                                     detail="not measured (no samples, predictor or references)"))
+        else:
+            checks.append(StyleCheck(check=name, success=ok(observed), observed=observed, threshold=threshold))
+
+    if gate.max_mean_student_nll is not None:
+        limit = gate.max_mean_student_nll
+        check("student_nll", version["student_nll_mean"], lambda v: v <= limit, f"<= {limit:g}")
+    if gate.teacher_share is not None:
+        band = gate.teacher_share
+        check("teacher_share", version["teacher_token_share_mean"], lambda v: band.low <= v <= band.high,
+              f"in [{band.low:g}, {band.high:g}]")
+    if gate.min_style_token_rate is not None:
+        low = gate.min_style_token_rate
+        check("style_token_rate", version["style_token_rate_mean"], lambda v: v >= low, f">= {low:g}")
+    if gate.min_tfidf_similarity is not None:
+        low = gate.min_tfidf_similarity
+        check("tfidf_similarity", version["tfidf_similarity_mean"], lambda v: v >= low, f">= {low:g}")
+    return checks
+
+
+def _summary(success: bool, gate: StyleGate, version: Mapping[str, Any], checks: list[StyleCheck]) -> str:
+    if success:
+        verdict = "PASSED"
+    else:
+        verdict = "FAILED: publishing blocked" if gate.on_failure == "block" else "FAILED: publishing with warnings"
+    lines = [f"### Style consistency {verdict}", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {name} | {value if value is not None else 'n/a'} |" for name, value in version.items()]
+    if checks:
+        lines += ["", "| check | result | observed | threshold |", "|---|---|---|---|"]
+        lines += [f"| {c.check} | {'ok' if c.success else '**failed**'} | "
+                  f"{c.observed if c.observed is not None else c.detail} | {c.threshold} |" for c in checks]
+    return "\n".join(lines)
+
+
+async def measure_version_style(rows: Sequence[Mapping[str, Any]], generation, gate: StyleGate) -> StyleReport:
+    """`measure_style` with everything built from a `GenerationConfig`: the student's backend, chat
+    format, predictor and tokenizer, and its own references from a `student_only` decoder."""
+    from tessy_core.backends import build_backend
+    from tessy_core.chat import chat_format_for, load_tokenizer
+    from tessy_core.config import Mode
+    from tessy_core.engine.factory import open_decoder
+    from tessy_core.predictors import build_predictor
+
+    model = generation.student
+    tokenizer = load_tokenizer(model.path, model.revision)
+    predictor = build_predictor(generation.student_predictor) if generation.student_predictor else None
+    backend = build_backend(model)
+    try:
+        student = StudentStyle(backend=backend, chat_format=chat_format_for(model, tokenizer), predictor=predictor,
+                               tokenize=lambda text: tokenizer.encode(text, add_special_tokens=False))
+        references: dict[str, str] = {}
+        if gate.reference_prompts:
+            problems = {str(r["prompt_id"]): r["problem"] for r in rows if r.get("status", "ok") == "ok"}
+            chosen = sampled(problems, gate.reference_prompts, gate.seed)
+            async with open_decoder(generation, Mode.student_only) as decoder:
+                references = await student_references(decoder, {pid: problems[pid] for pid in chosen}, gate.concurrency)
+        return await measure_style(rows, student, gate, references)
+    finally:
+        await backend.aclose()
+        if predictor is not None:
+            await predictor.aclose()
