@@ -1,0 +1,137 @@
+"""The `build_dataset` flow on a Prefect test server: tasks per shard, artifacts, failure and resume, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tessy_core.build.config import RunnerConfig
+from tessy_core.build.progress import listening
+from tessy_core.catalog import Catalog, build_status
+
+from tests.build.helpers import build_config, build_config_dict, seed_catalog
+
+
+class ShardBroke(RuntimeError):
+    pass
+
+
+def _artifacts(flow_run_id):
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+
+
+def _task_names(flow_run_id):
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return sorted(run.name for run in runs)
+
+
+def test_flow_maps_shards_publishes_and_reports_artifacts(prefect_harness, tmp_path, ending_models):
+    from flows.build import run_build
+
+    seed_catalog(tmp_path, 5)
+    config = build_config(tmp_path, ending_models)
+    result_state = run_build(config, return_state=True)
+    assert result_state.is_completed()
+    result = result_state.result()
+    assert result.status == "published" and result.version == "tiny@v1"
+    assert result.counts["pending"] == 0 and sum(result.counts.values()) == 5
+
+    flow_run_id = result_state.state_details.flow_run_id
+    names = _task_names(flow_run_id)
+    assert [n for n in names if n.startswith("generate-")] == ["generate-shard-00000", "generate-shard-00001", "generate-shard-00002"]
+    artifacts = {a.key: a for a in _artifacts(flow_run_id)}
+    assert set(artifacts) == {
+        "build-tiny-outcomes", "build-tiny-model-usage", "build-tiny-quality", "build-tiny-version", "build-tiny-report",
+    }
+    outcomes = json.loads(artifacts["build-tiny-outcomes"].data)
+    assert {row["outcome"]: row["samples"] for row in outcomes} == result.counts
+    usage = json.loads(artifacts["build-tiny-model-usage"].data)
+    assert {row["model"] for row in usage} == {"teacher", "student"}
+    assert artifacts["build-tiny-version"].type == "link" and result.uri in artifacts["build-tiny-version"].data
+    report = artifacts["build-tiny-report"].data
+    assert "## Samples by outcome" in report and "█" in report and "tiny@v1" in report
+
+
+def test_a_failed_flow_marks_the_build_failed_and_a_rerun_continues_it(prefect_harness, tmp_path, ending_models):
+    from flows.build import run_build
+
+    seed_catalog(tmp_path, 5)
+    config = build_config(tmp_path, ending_models, runner={"kind": "threads", "max_workers": 1})
+
+    def break_second_shard(event):
+        if event.kind == "sample" and event.data["shard_id"] == "shard-00001":
+            raise ShardBroke("the machine went away")
+
+    with listening(break_second_shard), pytest.raises(ShardBroke):
+        run_build(config)
+    catalog = Catalog(config.catalog_path)
+    (build_id,) = {p.name for p in (tmp_path / "work").iterdir()}
+    assert build_status(catalog, build_id) == "failed"
+    events = [json.loads(line)["eventType"] for line in (tmp_path / "lineage" / "events.jsonl").read_text().splitlines()]
+    assert events == ["START", "FAIL"]
+
+    regenerated = []
+    with listening(lambda e: regenerated.append(e.data["shard_id"]) if e.kind == "sample" else None):
+        result = run_build(config)
+    assert result.build_id == build_id and result.resumed and result.status == "published"
+    assert "shard-00000" not in regenerated and regenerated.count("shard-00001") == 1
+    assert result.shards["skipped"] == 1 and result.shards["samples_kept_from_earlier_runs"] == 3
+    assert build_status(catalog, build_id) == "succeeded"
+
+
+def test_cli_build_prints_counts_and_version_as_json(prefect_harness, tmp_path, ending_models):
+    from typer.testing import CliRunner
+
+    from tessy_core.cli import app
+
+    seed_catalog(tmp_path, 3)
+    config_file = tmp_path / "build.yaml"
+    config_file.write_text(yaml.safe_dump(build_config_dict(tmp_path, ending_models)))
+    outcome = CliRunner().invoke(app, ["build", "--config", str(config_file), "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    payload = json.loads(outcome.stdout)
+    assert payload["ok"] and payload["version"] == "tiny@v1" and payload["status"] == "published"
+    assert sum(payload["counts"].values()) == 3 and payload["counts"]["pending"] == 0
+
+    again = json.loads(CliRunner().invoke(app, ["build", "--config", str(config_file), "--json"]).stdout)
+    assert again["already_published"] and again["version"] == "tiny@v1"
+
+
+def test_cli_build_rejects_a_bad_config_clearly(tmp_path):
+    from typer.testing import CliRunner
+
+    from tessy_core.cli import app
+
+    config_file = tmp_path / "build.yaml"
+    config_file.write_text(yaml.safe_dump({"dataset": "x", "shard_size": 0}))
+    outcome = CliRunner().invoke(app, ["build", "--config", str(config_file), "--json"])
+    assert outcome.exit_code == 1
+    payload = json.loads(outcome.stdout)
+    assert not payload["ok"] and "shard_size" in payload["error"] and "generation" in payload["error"]
+
+
+def test_ray_runner_is_a_clean_seam():
+    from flows.runners import RunnerUnavailable, task_runner_for
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    threads = task_runner_for(RunnerConfig(kind="threads", max_workers=3))
+    assert isinstance(threads, ThreadPoolTaskRunner) and threads._max_workers == 3
+    try:
+        import prefect_ray  # noqa: F401
+    except ImportError:
+        with pytest.raises(RunnerUnavailable, match="prefect-ray"):
+            task_runner_for(RunnerConfig(kind="ray"))
+    else:
+        assert type(task_runner_for(RunnerConfig(kind="ray"))).__name__ == "RayTaskRunner"
