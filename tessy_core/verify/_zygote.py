@@ -9,7 +9,8 @@ own mount namespace (root file system read-only, fresh tmpfs over the world-writ
 then answers length-prefixed JSON requests on stdin/stdout:
 
     {"op": "load", "language": "python"|"cpp", "source": str, "compile": {...}}  one program at a time
-    {"op": "run", "stdin": str, "call": {"fn_name", "args"} | null, "limits": {...}}
+    {"op": "run", "stdin": str, "call": {"fn_name", "args"} | null, "limits": {...},
+     "program": {"language": "python", "source": str} | absent}   absent: the loaded program
 
 Each execution runs in a forked child that becomes a session leader, switches to the slot's own
 unprivileged uid (so it can neither signal nor trace the zygote), applies rlimits, gets a private
@@ -69,6 +70,11 @@ WARM_MODULES = (
     "itertools", "math", "operator", "random", "re", "statistics", "string", "typing",
 )
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Every run of a zygote uses this one directory (emptied between runs), so the environment the
+# programs see is constant: the zygote sets it once and children inherit it without touching it.
+WORK_DIR = os.path.join(SCRATCH_ROOT, "work")
+PROGRAM_ENV = {"PATH": SANDBOX_PATH, "HOME": WORK_DIR, "TMPDIR": WORK_DIR, "LANG": "C.UTF-8",
+               "PYTHONIOENCODING": "utf-8"}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -227,17 +233,18 @@ def _set_limit(kind: int, soft: int, hard: int | None = None) -> None:
     resource.setrlimit(kind, (min(soft, wanted_hard), wanted_hard))
 
 
-def _current_address_space_bytes() -> int:
+def current_address_space_bytes() -> int:
     with open("/proc/self/statm", "rb") as statm:
         return int(statm.read().split()[0]) * resource.getpagesize()
 
 
-def _apply_limits(limits: dict[str, Any], in_process: bool) -> None:
+def _apply_limits(limits: dict[str, Any], inherited_bytes: int) -> None:
     cpu_s = max(1, int(limits["cpu_s"] + 0.999))
     _set_limit(resource.RLIMIT_CPU, cpu_s, cpu_s + 1)
     memory = limits["memory_mb"] << 20
-    # A forked Python child already carries the interpreter's mappings; the budget is on top of them.
-    address_space = memory + (_current_address_space_bytes() if in_process else 0)
+    # A forked Python child already carries the interpreter's mappings (measured by the zygote
+    # just before the fork: every page the child touches here would be a copy); the budget is on top.
+    address_space = memory + inherited_bytes
     _set_limit(resource.RLIMIT_AS, address_space)
     _set_limit(resource.RLIMIT_STACK, min(memory, 64 << 20))
     _set_limit(resource.RLIMIT_FSIZE, limits["file_mb"] << 20)
@@ -251,12 +258,11 @@ def _drop_privileges(uid: int) -> None:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
-    _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     # Set after the uid change, which clears it: the child dies with the zygote.
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _enter_child(fds: dict[str, int], workdir: str, uid: int, limits: dict[str, Any], in_process: bool) -> None:
+def _enter_child(fds: dict[str, int], workdir: str, uid: int, limits: dict[str, Any], inherited_bytes: int) -> None:
     os.setsid()
     os.dup2(fds["stdin"], 0)
     os.dup2(fds["stdout"], 1)
@@ -264,13 +270,8 @@ def _enter_child(fds: dict[str, int], workdir: str, uid: int, limits: dict[str, 
     os.dup2(fds["status"], _STATUS_FD)
     os.closerange(_STATUS_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     os.chdir(workdir)
-    _apply_limits(limits, in_process)
+    _apply_limits(limits, inherited_bytes)
     _drop_privileges(uid)
-    os.environ.clear()
-    os.environ.update({
-        "PATH": SANDBOX_PATH, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
-        "PYTHONIOENCODING": "utf-8",
-    })
 
 
 def _report_status(status: dict[str, Any]) -> None:
@@ -378,7 +379,7 @@ def _child_main(job: dict[str, Any], fds: dict[str, int], workdir: str, uid: int
     exit_code = 120
     try:
         in_process = job["argv"] is None
-        _enter_child(fds, workdir, uid, job["limits"], in_process)
+        _enter_child(fds, workdir, uid, job["limits"], job["inherited_bytes"] if in_process else 0)
         if in_process:
             exit_code = _run_python(job["source"], job["call"], workdir)
         else:
@@ -482,6 +483,22 @@ class Zygote:
         if os.geteuid() == 0:
             os.chown(path, owner_uid, owner_uid)
         return path
+
+    def prepare_work_dir(self) -> str:
+        """The run directory, empty and the program uid's own. An empty one is kept, not recreated."""
+        try:
+            leftovers = os.listdir(WORK_DIR)
+        except FileNotFoundError:
+            leftovers = None
+        if leftovers:
+            shutil.rmtree(WORK_DIR, ignore_errors=True)
+        if leftovers is None or leftovers:
+            os.mkdir(WORK_DIR, 0o700)
+            if os.geteuid() == 0:
+                os.chown(WORK_DIR, self.uid, self.uid)
+        else:
+            os.chmod(WORK_DIR, 0o700)  # the program owns it and may have opened it up
+        return WORK_DIR
 
     # -- one supervised child -----------------------------------------------------------------
 
@@ -628,7 +645,8 @@ class Zygote:
         with open(source_path, "w", encoding="utf-8") as handle:
             handle.write(request["source"])
         argv = [compile_settings["compiler"], *compile_settings["flags"], "-o", "prog", "main.cpp"]
-        outcome = self.execute({"argv": argv, "stdin": "", "call": None, "limits": compile_settings["limits"]}, program_dir)
+        outcome = self.execute({"argv": argv, "stdin": "", "call": None, "limits": compile_settings["limits"],
+                                "inherited_bytes": 0}, program_dir)
         compiled = outcome["exit_code"] == 0 and not outcome["timed_out"] and os.path.exists(self.program["argv"][0])
         if os.geteuid() == 0:
             # The program must not be able to change its own binary between tests.
@@ -644,20 +662,30 @@ class Zygote:
         self.program = None
 
     def _run(self, request: dict[str, Any]) -> dict[str, Any]:
-        if self.program is None:
+        inline = request.get("program")
+        if inline is not None:
+            # Python needs no build step: the source comes with each run, saving a round trip.
+            if inline.get("language") != "python":
+                return {"ok": False, "error": "only Python programs can come inline with a run"}
+            self._unload()
+            program: dict[str, Any] = {"argv": None, "source": inline["source"]}
+        elif self.program is None:
             return {"ok": False, "error": "no program loaded"}
-        workdir = self._new_dir("run", self.uid)
+        else:
+            program = self.program
+        workdir = WORK_DIR  # emptied after every run (and at start-up)
+        job = {
+            "argv": program["argv"],
+            "source": program.get("source"),
+            "stdin": request["stdin"],
+            "call": request["call"],
+            "limits": request["limits"],
+            "inherited_bytes": current_address_space_bytes(),
+        }
         try:
-            job = {
-                "argv": self.program["argv"],
-                "source": self.program.get("source"),
-                "stdin": request["stdin"],
-                "call": request["call"],
-                "limits": request["limits"],
-            }
             return {"ok": True, **self.execute(job, workdir)}
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            self.prepare_work_dir()  # nothing of this run stays for the next one
 
 
 def _kill_child_and_group(pid: int) -> None:
@@ -692,7 +720,12 @@ def main(argv: list[str]) -> int:
     requests_fd, replies_fd = _move_protocol_off_std_fds()
     _libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     isolation = establish_isolation(settings["scratch_mb"])
+    # Inherited by every child: no execve (g++ included) can gain privileges.
+    _libc_call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    os.environ.clear()
+    os.environ.update(PROGRAM_ENV)
     zygote = Zygote(settings)
+    zygote.prepare_work_dir()
     _warm_up()
     _write_all(replies_fd, encode_message({"ok": True, "pid": os.getpid(), "isolation": isolation}))
     while (request := _read_request(requests_fd)) is not None:

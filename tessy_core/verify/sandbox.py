@@ -131,15 +131,23 @@ class Sandbox:
 
     def _verify_on(self, worker: ZygoteWorker, program: Program, tests: list[StdioTest | CallTest],
                    limits: ExecutionLimits) -> VerificationResult:
-        load = self._load_message(program)
-        loaded = self._request(worker, load, self.config.compile_time_limit_s * 2 + self.config.reply_grace_s, None)
-        if not loaded["compiled"]:
-            return VerificationResult(verdict=Verdict.COMPILE_ERROR, passed=0, total=len(tests),
-                                      message=clip(loaded["compile_output"], self.config.detail_chars))
+        load: dict[str, Any] | None = None
+        inline: dict[str, Any] | None = None
+        if program.language == "python":
+            inline = {"language": "python", "source": program.source}
+        else:
+            load = self._load_message(program)
+            loaded = self._request(worker, load, self.config.compile_time_limit_s * 2 + self.config.reply_grace_s, None)
+            if not loaded["compiled"]:
+                return VerificationResult(verdict=Verdict.COMPILE_ERROR, passed=0, total=len(tests),
+                                          message=clip(loaded["compile_output"], self.config.detail_chars))
         outcomes: list[TestOutcome] = []
         timeout_s = self.config.wall_limit_s(limits.time_limit_s) + _DRAIN_ALLOWANCE_S + self.config.reply_grace_s
         for index, test in enumerate(tests):
-            raw = self._request(worker, self._run_message(test, limits), timeout_s, load)
+            message = self._run_message(test, limits)
+            if inline is not None:
+                message["program"] = inline
+            raw = self._request(worker, message, timeout_s, load)
             outcome = self._judge(index, test, raw, limits)
             outcomes.append(outcome)
             if outcome.verdict is not Verdict.ACCEPTED and (

@@ -323,3 +323,12 @@ def test_closing_the_sandbox_leaves_no_process(sandbox):
     workers = pool.worker_pids()
     pool.close()
     assert not any(alive(pid) for pid in workers)
+
+
+def test_nothing_of_a_run_is_left_for_the_next_program_on_the_same_worker():
+    with start_sandbox(workers=1) as pool:
+        writer = "import os\nopen('left.txt', 'w').write('secret')\nos.mkdir('d')\nos.chmod('.', 0o777)\nprint('ok')\n"
+        assert run(pool, writer, [{"input": "", "output": "ok"}]).verdict is Verdict.ACCEPTED
+        reader = "import os\nprint(sorted(os.listdir('.')), oct(os.stat('.').st_mode & 0o777))\n"
+        result = run(pool, reader, [{"input": "", "output": "[] 0o700"}])
+        assert result.verdict is Verdict.ACCEPTED, result.tests[0].stdout
