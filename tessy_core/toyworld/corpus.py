@@ -27,7 +27,7 @@ Span = tuple[int, int]
 class CorpusConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    student_weak_bug_rate: float = Field(0.85, ge=0, le=1, description="buggy approach share on weak families")
+    student_weak_bug_rate: float = Field(0.9, ge=0, le=1, description="buggy approach share on weak families")
     student_strong_bug_rate: float = Field(0.0, ge=0, le=1, description="buggy approach share elsewhere")
     edge_sentence_prob: float = Field(0.8, ge=0, le=1)
     example_sentence_prob: float = Field(0.7, ge=0, le=1)

@@ -80,3 +80,37 @@ def test_the_two_models_have_different_tokenizers_and_chat_formats():
     # Marker tokens are single tokens, as in the real models.
     assert len(tokenizers["student"].encode("</think>", add_special_tokens=False)) == 1
     assert len(tokenizers["teacher"].encode("<|end|>", add_special_tokens=False)) == 1
+
+
+@pytest.mark.slow
+def test_a_miniature_world_builds_in_stages_and_resumes(tmp_path):
+    """Mechanics only (a few training steps): every stage writes its output, a finished world is
+    reused, and a build interrupted after some stages redoes only the missing ones."""
+    from tessy_core.toyworld.build import PredictorSettings, WorldConfig, build_world
+    from tessy_core.toyworld.lm_training import LMConfig
+
+    tiny_lm = LMConfig(hidden_size=64, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, steps=2, batch_size=8)
+    config = WorldConfig(
+        train_problems=40, eval_problems=5, traces_per_model=64, teacher_vocab=300, student_vocab=300,
+        teacher_lm=tiny_lm, student_lm=tiny_lm,
+        predictors=PredictorSettings(train_traces=32, valid_traces=16, window_tokens=32, max_steps=2, batch_size=8),
+    )
+    stages: list[str] = []
+    world = build_world(config, root=tmp_path / "w", progress=lambda stage, _: stages.append(stage))
+    assert {"problems", "corpus", "lm", "predictor", "done"} <= set(stages)
+    assert len(world.eval_problems()) == 5
+    manifest = world.manifest
+    assert set(manifest["predictor_training"]) == {"teacher", "student"}
+
+    stages.clear()
+    build_world(config, root=tmp_path / "w", progress=lambda stage, _: stages.append(stage))
+    assert stages == []  # reused as is
+
+    (world.root / "world.json").unlink()
+    import shutil
+
+    shutil.rmtree(world.predictor_dir("student"))
+    build_world(config, root=tmp_path / "w", progress=lambda stage, _: stages.append(stage))
+    assert stages == ["predictor", "done"]
+    generation = world.generation_config()
+    assert generation.teacher.family.value == "harmony" and generation.student.family.value == "qwen3"
