@@ -38,12 +38,19 @@ class PrefectServer:
         }
 
     def post(self, path: str, payload: dict) -> object:
-        response = httpx.post(f"{self.api_url}{path}", json=payload, timeout=30)
-        response.raise_for_status()
-        return response.json()
+        return self._request("POST", path, payload)
 
     def get(self, path: str) -> object:
-        response = httpx.get(f"{self.api_url}{path}", timeout=30)
+        return self._request("GET", path)
+
+    def _request(self, method: str, path: str, payload: dict | None = None) -> object:
+        # A busy server (its SQLite database locked by the services) answers 503: retry as
+        # Prefect's own client does.
+        for attempt in range(10):
+            response = httpx.request(method, f"{self.api_url}{path}", json=payload, timeout=30)
+            if response.status_code not in (429, 503) or attempt == 9:
+                break
+            time.sleep(1 + attempt)
         response.raise_for_status()
         return response.json()
 
