@@ -149,16 +149,15 @@ async def sample_traces(
     with thinking opened, until its end-of-thinking marker or `max_tokens`."""
     semaphore = asyncio.Semaphore(concurrency)
 
-    async def one(prompt_id: str, statement: str, index: int) -> Trace | None:
+    async def one(prompt_id: str, statement: str, index: int) -> Trace:
         trace_id = f"{prompt_id}:{index}"
         async with semaphore:
             completion = await backend.complete(
                 thinking_prompt(statement), max_tokens=max_tokens, sampling=sampling, stop=stop, affinity_key=trace_id
             )
-        text = completion.text.strip()
-        if not text:
-            return None
-        trace = Trace(trace_id, prompt_id, text, completion.ended_turn)
+        # An empty trace is kept too (it is done, and skipped by annotation), so a resumed run
+        # does not sample it again.
+        trace = Trace(trace_id, prompt_id, completion.text.strip(), completion.ended_turn)
         if on_trace:
             on_trace(trace)
         return trace
@@ -169,7 +168,7 @@ async def sample_traces(
         for index in range(samples_per_prompt)
         if f"{prompt_id}:{index}" not in done
     ]
-    return [trace for trace in await asyncio.gather(*jobs) if trace is not None]
+    return list(await asyncio.gather(*jobs))
 
 
 def stage_traces(config: PredictorPipelineConfig, progress: StageProgress | None = None) -> dict[str, str]:
@@ -186,7 +185,7 @@ def stage_traces(config: PredictorPipelineConfig, progress: StageProgress | None
     path = config.work_dir / "traces.jsonl"
     traces = {row["trace_id"]: row["text"] for row in _read_jsonl(path)}
     asyncio.run(_sample_missing(config.sampling, path, traces, progress))
-    return traces
+    return {trace_id: text for trace_id, text in traces.items() if text}
 
 
 async def _sample_missing(
