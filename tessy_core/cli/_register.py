@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, str] = {
     "bench": "group:bench",
     "catalog": "group:catalog",
     "datasets": "group:datasets,commands",
+    "demo": "commands",
     "generate": "commands",
     "predictor": "group:predictor",
     "sandbox": "group:sandbox",

@@ -34,6 +34,22 @@ def build(
     if new_prompts_only is not None:
         build_config = build_config.model_copy(update={"new_prompts_only": new_prompts_only})
 
+    try:
+        result = run_with_progress(build_config, as_json)
+    except Exception as error:  # noqa: BLE001 - any failure is reported, the build stays resumable
+        fail(
+            f"build failed: {type(error).__name__}: {error}. Run the same command again to continue it.",
+            as_json, dataset=build_config.dataset,
+        )
+        return
+    payload = {"ok": result.status != "blocked", **result.model_dump(mode="json")}
+    emit(payload, as_json, human=_human(result))
+    if result.status == "blocked":
+        raise typer.Exit(2)
+
+
+def run_with_progress(build_config, as_json: bool):
+    """Run the build flow with a progress bar for people (none with --json); returns its result."""
     from flows.build import run_build
     from tessy_core.build.progress import BuildEvent, listening
 
@@ -56,19 +72,8 @@ def build(
             elif event.kind == "stage":
                 progress.update(task, stage=event.data["stage"])
 
-        try:
-            with listening(on_event):
-                result = run_build(build_config)
-        except Exception as error:  # noqa: BLE001 - any failure is reported, the build stays resumable
-            fail(
-                f"build failed: {type(error).__name__}: {error}. Run the same command again to continue it.",
-                as_json, dataset=build_config.dataset,
-            )
-            return
-    payload = {"ok": result.status != "blocked", **result.model_dump(mode="json")}
-    emit(payload, as_json, human=_human(result))
-    if result.status == "blocked":
-        raise typer.Exit(2)
+        with listening(on_event):
+            return run_build(build_config)
 
 
 def _human(result) -> str:
