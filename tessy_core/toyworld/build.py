@@ -66,14 +66,12 @@ class WorldConfig(BaseModel):
     corpus: CorpusConfig = CorpusConfig()
     teacher_vocab: int = 1400
     student_vocab: int = 1000
-    # Sized for a 2-core CPU: the teacher is deeper and wider than the student, and both learn the
-    # corpus's regularities within ~150 steps (the loss plateaus there).
+    # Sized for a 2-core CPU: the teacher is deeper than the student; both are trained until they
+    # write code that follows from their stated approach (the loss is flat well before the end).
     teacher_lm: LMConfig = LMConfig(
-        hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=384, steps=160
+        hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=384, steps=450
     )
-    student_lm: LMConfig = LMConfig(
-        hidden_size=96, num_layers=3, num_heads=3, num_kv_heads=1, intermediate_size=288, steps=140
-    )
+    student_lm: LMConfig = LMConfig(steps=400)
     predictors: PredictorSettings = PredictorSettings()
     threads: int = Field(2, ge=1, description="torch threads while training")
 
