@@ -1,8 +1,11 @@
 # The two entry points a newcomer needs; each installs what it needs by itself.
-.PHONY: demo test test-fast env vllm-env
+.PHONY: demo test test-fast env vllm-env system
 
 env:
 	scripts/setup-env.sh
+
+system:
+	scripts/setup-system.sh
 
 vllm-env:
 	infra/vllm/install-venv.sh .venvs/vllm cpu
@@ -12,7 +15,7 @@ demo: env vllm-env
 	.venv/bin/tessy demo
 
 # The whole suite, including the slow integration tests with real servers.
-test: env vllm-env
+test: env vllm-env system
 	.venv/bin/python -m pytest -q
 
 # Unit tests only (seconds).
