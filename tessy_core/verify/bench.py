@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,10 @@ class BenchReport(BaseModel):
     executions_per_s: float
     baseline_executions_per_s: float
     speedup: float
+    # CPU (all processes: host, zygotes, programs / interpreters) per execution: unlike the rates,
+    # hardly moved by other load on the machine. Sandbox figure includes start-up and warm-up.
+    cpu_ms_per_execution: float
+    baseline_cpu_ms_per_execution: float
     sandbox_startup_s: float
     verdict_counts: dict[str, int]
     wrong_verdicts: int
@@ -82,6 +87,12 @@ def _baseline_once(script: Path, case: BenchCase) -> Verdict:
     return Verdict.ACCEPTED if outputs_match(completed.stdout, case.test.output) else Verdict.WRONG_ANSWER
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and of every descendant it has reaped."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _run_baseline(cases: list[BenchCase], workers: int) -> float:
     with tempfile.TemporaryDirectory(prefix="tessy-bench-") as directory:
         scripts = {case.name: Path(directory) / f"{case.name}.py" for case in BENCH_CASES}
@@ -100,6 +111,7 @@ def run_benchmark(n: int = 400, config: SandboxConfig | None = None) -> BenchRep
     """
     config = config or SandboxConfig()
     cases = _cases(n)
+    cpu_started = _cpu_s()
     started = time.perf_counter()
     with Sandbox(config) as sandbox:
         startup_s = time.perf_counter() - started
@@ -108,12 +120,17 @@ def run_benchmark(n: int = 400, config: SandboxConfig | None = None) -> BenchRep
         verdicts = asyncio.run(_run_sandbox(sandbox, cases))
         sandbox_s = time.perf_counter() - started
         isolation = sandbox.isolation.model_dump()
+    sandbox_cpu_s = _cpu_s() - cpu_started  # zygotes are reaped on close, so their CPU is in
     workers = config.worker_count()
+    cpu_started = _cpu_s()
     baseline_s = _run_baseline(cases, workers)
+    baseline_cpu_s = _cpu_s() - cpu_started
     rate, baseline_rate = n / sandbox_s, n / baseline_s
     return BenchReport(
         executions=n, workers=workers, executions_per_s=round(rate, 1),
         baseline_executions_per_s=round(baseline_rate, 1), speedup=round(rate / baseline_rate, 2),
+        cpu_ms_per_execution=round(sandbox_cpu_s * 1000 / n, 3),
+        baseline_cpu_ms_per_execution=round(baseline_cpu_s * 1000 / n, 3),
         sandbox_startup_s=round(startup_s, 3),
         verdict_counts=dict(Counter(v.value for v in verdicts)),
         wrong_verdicts=sum(v is not case.verdict for v, case in zip(verdicts, cases)),

@@ -112,4 +112,5 @@ def test_bench_reports_both_rates_and_their_ratio():
     assert out["executions"] == 40 and out["wrong_verdicts"] == 0
     assert out["executions_per_s"] > 0 and out["baseline_executions_per_s"] > 0
     assert out["speedup"] == pytest.approx(out["executions_per_s"] / out["baseline_executions_per_s"], rel=0.02)
+    assert out["cpu_ms_per_execution"] > 0 and out["baseline_cpu_ms_per_execution"] > 0
     assert all(out["isolation"].values())
