@@ -34,7 +34,11 @@ class RunnerConfig(_Strict):
     """Where shards run: local threads (default) or a Ray cluster through prefect-ray."""
 
     kind: Literal["threads", "ray"] = "threads"
-    max_workers: int = Field(2, ge=1, description="shards generated at once (threads runner)")
+    max_workers: int = Field(
+        2, ge=1,
+        description="shards generated at once: threads in this process, or (ray) the shard tasks the "
+        "cluster is expected to run at once, which sizes the shards (Ray places them on free CPUs)",
+    )
     ray_address: str | None = Field(None, description="e.g. 127.0.0.1:6379; None starts a local Ray")
 
 
@@ -46,7 +50,12 @@ class BuildConfig(_Strict):
         False, description="skip prompts that earlier builds of this dataset used (scheduled builds)"
     )
     samples_per_prompt: int = Field(1, ge=1)
-    shard_size: int = Field(16, ge=1)
+    shard_size: int | None = Field(
+        None, ge=1,
+        description="prompts per shard; None: sized from the runner's workers and the engine's concurrency "
+        "(tessy_core.build.shards.auto_shard_size). Where work runs, not what it is: a resume re-splits "
+        "the remaining work with the current size.",
+    )
     generation: GenerationConfig
     verification: VerificationConfig = VerificationConfig()
     validation: ValidationPolicy = ValidationPolicy()
@@ -68,6 +77,7 @@ class BuildConfig(_Strict):
             mode="json",
             exclude={
                 "runner": True,
+                "shard_size": True,
                 "catalog_path": True,
                 "work_dir": True,
                 "description": True,

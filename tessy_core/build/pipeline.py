@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tessy_core.build.config import BuildConfig
 from tessy_core.build.progress import report
-from tessy_core.build.shards import plan_build, run_shard, shard_requests
+from tessy_core.build.resplit import remaining_samples, resplit_remaining
+from tessy_core.build.shards import auto_shard_size, plan_build, run_shard, shard_requests
 from tessy_core.build.workspace import BuildPlan, BuildWorkspace
 from tessy_core.catalog import (
     BuildStatus,
@@ -64,8 +65,9 @@ from tessy_core.publish import (
 )
 from tessy_core.publish.naming import version_dir
 from tessy_core.publish.reader import list_versions, read_manifest
-from tessy_core.quality.expectations import TRAIN, SuiteResult, ValidationPolicy, run_suite
+from tessy_core.quality.expectations import TRAIN, SuiteResult, ValidationPolicy, run_suite, with_style
 from tessy_core.quality.policy import split_by_policy
+from tessy_core.quality.style import gate_version_style
 
 JOB_PREFIX = "tessy-build"
 PUBLISHED_SPLIT = TRAIN
@@ -164,12 +166,20 @@ def prepare_build(config: BuildConfig) -> PreparedBuild:
         )
     plan = plan_build(
         config.dataset, prompts, config_hash=identity_hash,
-        samples_per_prompt=config.samples_per_prompt, shard_size=config.shard_size,
+        samples_per_prompt=config.samples_per_prompt,
+        shard_size=shard_size_for(config, len(prompts) * config.samples_per_prompt),
     )
     workspace = BuildWorkspace(Path(config.work_dir), plan.build_id)
     plan = workspace.freeze_plan(plan, prompts)
     shards_done = [shard for shard in plan.shards if workspace.shard_done(shard.shard_id) is not None]
     samples_done = sum(len(workspace.finished_records(shard.shard_id)) for shard in plan.shards)
+    if samples_done or shards_done:
+        by_id = {p.prompt_id: p for p in prompts}
+        left = remaining_samples(workspace, plan, by_id, _mode(config))
+        resplit = resplit_remaining(workspace, plan, by_id, _mode(config), shard_size_for(config, left))
+        if resplit.changed:
+            plan = resplit.plan
+            report("stage", plan.build_id, stage="resplit", **resplit.to_record())
 
     record_build_start(catalog, plan.build_id, config.dataset, identity)
     if resumable is None:
@@ -195,6 +205,17 @@ def prepare_build(config: BuildConfig) -> PreparedBuild:
         samples_done=samples_done, shards_done=len(shards_done),
     )
     return prepared
+
+
+def shard_size_for(config: BuildConfig, samples: int) -> int:
+    """The config's shard size, or one that gives every worker of the runner several shards of
+    `samples` (the whole build when planning, the remaining work when resuming)."""
+    if config.shard_size is not None:
+        return config.shard_size
+    return auto_shard_size(
+        samples, workers=config.runner.max_workers, concurrency=config.generation.engine.concurrency,
+        samples_per_prompt=config.samples_per_prompt,
+    )
 
 
 def _mode(config: BuildConfig) -> str:
@@ -406,7 +427,10 @@ def finish_build(config: BuildConfig, prepared: PreparedBuild, shards: list[Shar
     report("stage", plan.build_id, stage="validate")
     policy = config.validation
     frame = sample_table(workspace, plan, policy)
-    suite = validate_samples(frame, policy)
+    style = gate_version_style(frame, config.generation, policy.style)
+    if style is not None:  # samples failing a per-sample style limit move to `rejected`, with the reason
+        frame = split_by_policy(frame, policy, extra_reasons=style.sample_rejections)
+    suite = with_style(validate_samples(frame, policy), style)
     figures = quality_figures(frame, policy)
     usage = usage_from_records(frame)
     validation = {

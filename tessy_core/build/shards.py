@@ -38,7 +38,7 @@ def plan_build(
     )
 
 def shard_requests(plan: BuildPlan, shard: ShardSpec, prompts: dict[str, PromptRecord], mode: str) -> list[SampleRequest]:
-    return [
+    requests = [
         SampleRequest(
             sample_id=sample_id_for(pid, index, mode, plan.config_hash),
             prompt_id=pid,
@@ -48,6 +48,29 @@ def shard_requests(plan: BuildPlan, shard: ShardSpec, prompts: dict[str, PromptR
         for pid in shard.prompt_ids
         for index in range(plan.samples_per_prompt)
     ]
+    if shard.sample_ids is None:
+        return requests
+    wanted = set(shard.sample_ids)
+    return [r for r in requests if r.sample_id in wanted]
+
+
+# Shards per worker when the config leaves the size to the planner: enough that a free worker always
+# finds a shard to pull and a slow one holds back at most a small part of the build.
+SHARDS_PER_WORKER = 8
+
+
+def auto_shard_size(samples: int, *, workers: int, concurrency: int, samples_per_prompt: int = 1) -> int:
+    """Prompts per shard for `samples` samples run by `workers` shard slots.
+
+    About SHARDS_PER_WORKER shards per worker, but never fewer samples than one shard keeps in flight
+    (`concurrency`: a smaller shard leaves its backend idle) nor more than four times that (a bigger
+    one makes the build's tail, when fewer shards than workers are left, longer).
+    """
+    if min(workers, concurrency, samples_per_prompt) < 1:
+        raise ValueError("workers, concurrency and samples_per_prompt must be >= 1")
+    per_shard = -(-samples // (workers * SHARDS_PER_WORKER))
+    per_shard = min(max(per_shard, concurrency), 4 * concurrency)
+    return max(1, -(-per_shard // samples_per_prompt))
 
 async def run_shard(
     workspace: BuildWorkspace,

@@ -26,6 +26,9 @@ class ShardSpec(BaseModel):
 
     shard_id: str
     prompt_ids: list[str]
+    # None: every sample of `prompt_ids`. A list: only these samples (shards written by a re-split on
+    # resume, which moves samples, not whole prompts, between shards).
+    sample_ids: list[str] | None = None
 
 
 class BuildPlan(BaseModel):
@@ -39,7 +42,9 @@ class BuildPlan(BaseModel):
 
     @property
     def prompt_ids(self) -> list[str]:
-        return [pid for shard in self.shards for pid in shard.prompt_ids]
+        """Every prompt of the build once, in plan order (after a re-split a prompt's samples can
+        sit in two shards)."""
+        return list(dict.fromkeys(pid for shard in self.shards for pid in shard.prompt_ids))
 
 
 class PlanMismatch(RuntimeError):
@@ -77,6 +82,13 @@ class BuildWorkspace:
         _write_atomic(self.dir / "prompts.jsonl", "".join(p.model_dump_json() + "\n" for p in prompts))
         _write_atomic(self.dir / "plan.json", plan.model_dump_json(indent=2))
         return plan
+
+    def replace_plan(self, plan: BuildPlan) -> None:
+        """Store a re-planned version of this build's plan (same build, same configuration)."""
+        existing = self.load_plan()
+        if existing is None or (existing.build_id, existing.config_hash) != (plan.build_id, plan.config_hash):
+            raise PlanMismatch(f"{self.dir}: a re-plan must keep the build id and config of the stored plan")
+        _write_atomic(self.dir / "plan.json", plan.model_dump_json(indent=2))
 
     def load_plan(self) -> BuildPlan | None:
         path = self.dir / "plan.json"

@@ -178,11 +178,15 @@ def test_a_killed_build_resumes_with_its_own_selection(tmp_path, ending_models):
     with listening(lambda e: regenerated.append(e.data["shard_id"]) if e.kind == "sample" else None):
         shards = [pipeline.generate_shard(config, resumed.build_id, s.shard_id) for s in resumed.plan.shards]
     result = pipeline.finish_build(config, resumed, shards)
-    assert regenerated == ["shard-00001", "shard-00002"]  # 1 sample left in shard 1, 1 in shard 2
+    # The resume re-split the remaining work: shard 1 was closed on its staged sample and its last
+    # sample moved to a new shard; the untouched shard 2 stayed as it was.
+    assert [s.shard_id for s in resumed.plan.shards] == ["shard-00000", "shard-00001", "shard-00002", "shard-00003"]
+    assert resumed.plan.shards[1].sample_ids == list(workspace.finished_records("shard-00001"))
+    assert sorted(regenerated) == ["shard-00002", "shard-00003"]  # 1 sample in shard 2, 1 moved from shard 1
     assert first_shard_file.read_bytes() == before
     assert result.status == "published" and result.resumed
     assert result.shards == {
-        "total": 3, "ran": 2, "skipped": 1, "samples_generated_now": 2, "samples_kept_from_earlier_runs": 3,
+        "total": 4, "ran": 2, "skipped": 2, "samples_generated_now": 2, "samples_kept_from_earlier_runs": 3,
     }
     assert sum(result.counts.values()) == 5 and result.counts["pending"] == 0
 
