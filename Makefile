@@ -1,8 +1,9 @@
 # The two entry points a newcomer needs; each installs what it needs by itself.
 .PHONY: demo test test-fast env vllm-env system
 
+# The ray extra (prefect-ray, ray) is part of the dev env: the Ray runner test needs it.
 env:
-	scripts/setup-env.sh
+	TESSY_EXTRAS="$${TESSY_EXTRAS:-dev,ray}" scripts/setup-env.sh
 
 system:
 	scripts/setup-system.sh
