@@ -13,7 +13,10 @@ import os
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
+
+from tessy_core.quality.bounds import LengthBounds, ShareBand, _Strict
+from tessy_core.quality.style import StyleGate, StyleReport
 
 TRAIN = "train"
 REJECTED = "rejected"
@@ -43,38 +46,6 @@ DEFAULT_REQUIRED_COLUMNS: tuple[str, ...] = (
 _SUITE_NAME = "tessy_version_samples"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LengthBounds(_Strict):
-    """Allowed length of a text column, in characters (tokenizer-independent)."""
-
-    min_chars: int = Field(1, ge=0)
-    max_chars: int | None = Field(None, ge=1, description="None: no upper bound")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "LengthBounds":
-        if self.max_chars is not None and self.max_chars < self.min_chars:
-            raise ValueError(f"max_chars ({self.max_chars}) is below min_chars ({self.min_chars})")
-        return self
-
-
-class ShareBand(_Strict):
-    """The teacher's share of the kept thinking tokens expected of an interleaved sample."""
-
-    low: float = Field(0.5, ge=0.0, le=1.0)
-    high: float = Field(0.9, ge=0.0, le=1.0)
-    # Short traces swing widely; the share of samples that must fall inside the band.
-    mostly: float = Field(1.0, gt=0.0, le=1.0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "ShareBand":
-        if self.high < self.low:
-            raise ValueError(f"teacher share band high ({self.high}) is below low ({self.low})")
-        return self
-
-
 class ValidationPolicy(_Strict):
     """What a version must satisfy, and what happens when it does not."""
 
@@ -91,6 +62,7 @@ class ValidationPolicy(_Strict):
     min_published_rows: int = Field(1, ge=0)
     on_failure: Literal["block", "publish_with_warnings"] = "block"
     publish: Literal["all_with_verdicts", "verified_only"] = "verified_only"
+    style: StyleGate | None = Field(None, description="style-consistency gate (tessy_core.quality.style); None: off")
 
 
 class ExpectationOutcome(_Strict):
@@ -317,3 +289,23 @@ def _detail(outcome: ExpectationOutcome) -> str:
 def _cell(text: str, limit: int = 160) -> str:
     text = text.replace("|", "\\|").replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def with_style(suite: SuiteResult, style: StyleReport | None) -> SuiteResult:
+    """The suite's result with the style gate's checks folded in (as `style_<check>` outcomes), so
+    one result decides the publish and carries every reason."""
+    if style is None:
+        return suite
+    outcomes = [
+        ExpectationOutcome(check=f"style_{check.check}", expectation="tessy_style_gate", column=None,
+                           success=check.success, observed_value=check.observed, error=None if check.observed is not None else check.detail)
+        for check in style.checks
+    ]
+    blocks = not style.success and style.on_failure == "block"
+    return suite.model_copy(update={
+        "success": suite.success and style.success,
+        "on_failure": "block" if blocks else suite.on_failure,
+        "outcomes": [*suite.outcomes, *outcomes],
+        "gx_result": {**suite.gx_result, "tessy_style": style.model_dump(mode="json", exclude={"samples"})},
+        "summary_markdown": f"{suite.summary_markdown}\n\n{style.summary_markdown}",
+    })

@@ -25,18 +25,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tessy_core.backends.base import Backend
 from tessy_core.chat import ChatFormat
 from tessy_core.predictors.base import BoundaryPredictor, TokenKind
-from tessy_core.quality.expectations import ShareBand
+from tessy_core.quality.bounds import ShareBand, _Strict
 
 Tokenize = Callable[[str], Sequence[int | str]]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class StyleGate(_Strict):
@@ -385,3 +381,14 @@ async def measure_version_style(rows: Sequence[Mapping[str, Any]], generation, g
         await backend.aclose()
         if predictor is not None:
             await predictor.aclose()
+
+
+def gate_version_style(frame, generation, gate: StyleGate | None) -> StyleReport | None:
+    """`measure_version_style` over a version's sample table (polars), for the sync build step;
+    None when no gate is configured."""
+    if gate is None:
+        return None
+    columns = [c for c in ("sample_id", "prompt_id", "mode", "status", "problem", "thinking", "assistant", "spans")
+               if c in frame.columns]
+    rows = frame.select(columns).to_dicts()
+    return asyncio.run(measure_version_style(rows, generation, gate))

@@ -235,3 +235,20 @@ def test_measure_version_style_from_the_generation_config(ending_student_config)
     assert 1 <= report.version["tfidf_prompts"] <= 3
     assert report.version["teacher_token_share_mean"] == pytest.approx(0.7)
     assert 0 < report.version["style_token_rate_mean"] < 1
+
+
+def test_the_style_gate_folds_into_the_suite_result_and_the_policy(world):
+    from tessy_core.quality.expectations import SuiteResult, with_style
+
+    policy = ValidationPolicy(style={"max_mean_student_nll": 0.5, "reference_prompts": 0})
+    assert policy.style.max_mean_student_nll == 0.5
+    report = asyncio.run(measure_style(rows_written_by(world, "teacher"), world["student"], policy.style))
+    clean = SuiteResult(success=True, on_failure="publish_with_warnings", outcomes=[], gx_result={"success": True},
+                        summary_markdown="### Sample validation PASSED")
+    assert with_style(clean, None) is clean
+    merged = with_style(clean, report)
+    assert merged.failed_checks == ["style_student_nll"] and merged.blocks_publish
+    assert merged.gx_result["tessy_style"]["version"]["samples_scored"] == 4
+    assert "Style consistency FAILED" in merged.summary_markdown
+    warned = with_style(clean, report.model_copy(update={"on_failure": "publish_with_warnings"}))
+    assert not warned.success and not warned.blocks_publish
