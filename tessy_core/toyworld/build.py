@@ -37,7 +37,7 @@ from tessy_core.toyworld.problems import Problem, generate_problems
 from tessy_core.toyworld.tokenizers import MARKUPS, generation_prompt, train_tokenizer
 
 # Bump when the generator, corpus or training code changes what a world contains.
-WORLD_FORMAT = 1
+WORLD_FORMAT = 2
 ROLES = ("teacher", "student")
 # Progress: stage name, then a free-form message.
 ProgressFn = Callable[[str, str], None]
@@ -283,14 +283,17 @@ def _stage_predictor(world: World, config: WorldConfig, role: str, say: Progress
     if metrics_path.exists():
         return json.loads(metrics_path.read_text())
     settings = config.predictors
-    # Fresh traces (another seed), so validation text is text the LMs never saw either.
+    # Fresh traces (another seed), so validation text is text the LMs never saw either. The text
+    # each predictor reads in interleaved decoding: teacher text where student openers took the
+    # place of the teacher's, and the student's own text (a teacher opener after a student's does
+    # not survive the teacher's boundary, and would make the student's boundary ambiguous).
     traces = build_corpus(
         _load_problems(world.train_problems_path),
         role,
         settings.train_traces + settings.valid_traces,
         config.seed + 1,
         config.corpus,
-        allow_injection=True,
+        allow_injection=role == "teacher",
     )
     Random(config.seed).shuffle(traces)
     labelled = [LabelledText(trace.thinking, list(trace.style_spans)) for trace in traces]
