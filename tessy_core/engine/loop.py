@@ -206,9 +206,11 @@ class CooperativeDecoder:
         if not interleaved:
             return await participant.backend.complete(prompt, max_tokens=budget, **common), None
         backend = participant.backend
+        last = state.spans[-1] if state.spans else None
+        continuing = last is not None and last.role is participant.role and last.ended_by is None
         if self.engine.span_requests == "fixed" or not isinstance(backend, StreamingBackend):
             completion = await backend.complete(prompt, max_tokens=min(participant.span_tokens, budget), **common)
-            return completion, await self._handover_cut(participant, thinking, completion.text)
+            return completion, await self._handover_cut(participant, thinking, completion.text, continuing)
 
         found: list[int] = []
         checked_upto = -1
@@ -221,7 +223,7 @@ class CooperativeDecoder:
             if last_space <= checked_upto:
                 return False
             checked_upto = last_space
-            cut = await self._handover_cut(participant, thinking, text[:last_space])
+            cut = await self._handover_cut(participant, thinking, text[:last_space], continuing)
             if cut is None:
                 return False
             found.append(cut)
@@ -233,14 +235,21 @@ class CooperativeDecoder:
         if completion.finish_reason == "closed":
             return completion, found[-1]
         # The last word was never shown to the predictor.
-        return completion, await self._handover_cut(participant, thinking, completion.text)
+        return completion, await self._handover_cut(participant, thinking, completion.text, continuing)
 
-    async def _handover_cut(self, participant: Participant, thinking: str, chunk: str) -> int | None:
-        """Where to cut the chunk so the other model takes over, or None to keep it whole."""
+    async def _handover_cut(
+        self, participant: Participant, thinking: str, chunk: str, continuing: bool
+    ) -> int | None:
+        """Where to cut the chunk so the other model takes over, or None to keep it whole.
+
+        A model that just took over keeps at least its first word, so every span advances the trace.
+        A model continuing its own span has advanced already: its chunk may be cut anywhere, even
+        before its first word (a teacher chunk that opens with "Thus" hands over at once).
+        """
         if not chunk.strip():
             return None
         boundary = await participant.predictor.find_boundary(
-            thinking, chunk, HANDOVER_KIND[participant.role], min_offset=first_word_end(chunk)
+            thinking, chunk, HANDOVER_KIND[participant.role], min_offset=0 if continuing else first_word_end(chunk)
         )
         if boundary is None:
             return None

@@ -35,6 +35,11 @@ class CorpusConfig(BaseModel):
     # that a given sentence of such a trace gets one.
     injected_trace_share: float = Field(0.5, ge=0, le=1)
     injected_sentence_prob: float = Field(0.5, ge=0, le=1)
+    # Teacher reasoning the student reads: in a share of the student's cross-reading traces that
+    # would take the buggy approach, the teacher's (correct) approach sentences stand in its place,
+    # masked from the loss, and the student's code follows them. The student learns to implement
+    # reasoning it reads without learning to write that reasoning itself.
+    teacher_reasoning_prob: float = Field(0.5, ge=0, le=1)
 
 
 @dataclass
@@ -108,7 +113,7 @@ def _opener(style: Style, index: int, rng: Random) -> str:
 
 
 def compose_thinking(
-    clauses: list[str], writer: Style, other: Style, rng: Random, inject_prob: float
+    clauses: list[str], writer: Style, other: Style, rng: Random, inject_prob: float, read_only: frozenset[int] = frozenset()
 ) -> _ThinkingBuilder:
     """Sentences `opener clause.` in the writer's style, then its closing line.
 
@@ -116,6 +121,7 @@ def compose_thinking(
     interleaved decoding: in the teacher's text a student opener takes the place of the teacher's
     own (the student wrote the style, the teacher goes on with the work); in the student's text a
     teacher opener follows the student's (a teacher connective that slipped past a boundary).
+    Clauses whose index is in `read_only` are marked injected too (read, not learned).
     """
     builder = _ThinkingBuilder()
     for index, clause in enumerate(clauses):
@@ -126,7 +132,7 @@ def compose_thinking(
             builder.add(_opener(writer, index, rng), style=True)
         if inject and writer.role == "student":
             builder.add(rng.choice(other.openers), style=True, injected=True)
-        builder.add(clause + ".", style=False)
+        builder.add(clause + ".", style=False, injected=index in read_only)
     builder.add(rng.choice(writer.closings), style=True)
     return builder
 
@@ -142,7 +148,12 @@ def compose_trace(problem: Problem, role: Role, rng: Random, config: CorpusConfi
     approach = choose_approach(family, role, rng, config)
     clauses = capability_clauses(family, approach, rng, config)
     injected = allow_injection and rng.random() < config.injected_trace_share
-    builder = compose_thinking(clauses, writer, other, rng, config.injected_sentence_prob if injected else 0.0)
+    read_only: frozenset[int] = frozenset()
+    if injected and role == "student" and approach is family.buggy and rng.random() < config.teacher_reasoning_prob:
+        approach, clauses, read_only = _with_teacher_reasoning(family, clauses, rng)
+    builder = compose_thinking(
+        clauses, writer, other, rng, config.injected_sentence_prob if injected else 0.0, read_only
+    )
     return TraceRecord(
         problem_id=problem.source_id,
         family=family.name,
@@ -154,6 +165,17 @@ def compose_trace(problem: Problem, role: Role, rng: Random, config: CorpusConfi
         style_spans=builder.style_spans,
         injected_spans=builder.injected_spans,
     )
+
+
+def _with_teacher_reasoning(family: Family, clauses: list[str], rng: Random) -> tuple[Approach, list[str], frozenset[int]]:
+    """The buggy approach's sentences (clause, edge case) replaced by the correct approach's."""
+    clauses = list(clauses)
+    read_only = {1}
+    clauses[1] = family.correct.clause
+    if len(clauses) > 2 and clauses[2] in family.buggy.edges:
+        clauses[2] = rng.choice(family.correct.edges)
+        read_only.add(2)
+    return family.correct, clauses, frozenset(read_only)
 
 
 def build_corpus(

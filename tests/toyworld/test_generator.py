@@ -38,10 +38,26 @@ def test_style_spans_are_exactly_the_style_phrases(role):
     for trace in build_corpus(problems, role, 60, seed=2, config=CorpusConfig(), allow_injection=True):
         phrases = STYLES["teacher"].phrases + STYLES["student"].phrases
         assert sorted(trace.style_spans) == find_phrase_spans(trace.thinking, phrases)
+        other = STYLES["student" if role == "teacher" else "teacher"]
+        family = FAMILY_BY_NAME[trace.family]
         for start, end in trace.injected_spans:
-            assert (start, end) in trace.style_spans
-            other = STYLES["student" if role == "teacher" else "teacher"]
-            assert trace.thinking[start:end] in other.phrases + other.first_openers
+            text = trace.thinking[start:end]
+            if (start, end) in trace.style_spans:
+                assert text in other.phrases + other.first_openers
+            else:  # teacher reasoning the student reads (and implements), never learns to write
+                assert role == "student" and trace.approach == "correct"
+                assert text.rstrip(".") in (family.correct.clause, *family.correct.edges)
+
+
+def test_the_student_reads_teacher_reasoning_and_implements_it():
+    problems = [p for p in generate_problems(60, seed=1, split="t") if p.family in STUDENT_WEAK_FAMILIES]
+    config = CorpusConfig(injected_trace_share=1.0, teacher_reasoning_prob=1.0, student_weak_bug_rate=1.0)
+    for problem in problems:
+        trace = compose_trace(problem, "student", Random(problem.source_id), config, allow_injection=True)
+        family = FAMILY_BY_NAME[problem.family]
+        read = [trace.thinking[s:e] for s, e in trace.injected_spans if (s, e) not in trace.style_spans]
+        assert family.correct.clause + "." in read
+        assert family.code(family.correct) in trace.answer
 
 
 def test_injected_student_opener_replaces_the_teachers_own():
