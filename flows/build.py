@@ -112,6 +112,8 @@ def resolve_config(
     return resolved
 
 
-def run_build(config: BuildConfig, **options) -> BuildResult:
-    """Run `build_dataset` on the task runner `config.runner` asks for."""
-    return build_dataset.with_options(task_runner=task_runner_for(config.runner), **options)(config=config)
+def run_build(config: BuildConfig, *, return_state: bool = False):
+    """Run `build_dataset` on the task runner `config.runner` asks for; returns the `BuildResult`
+    (or the flow run's final state with `return_state=True`)."""
+    flow_on_runner = build_dataset.with_options(task_runner=task_runner_for(config.runner))
+    return flow_on_runner(config=config, return_state=return_state)

@@ -276,7 +276,7 @@ def generate_shard(config: BuildConfig, build_id: str, shard_id: str) -> ShardSu
 
     def on_sample(record: dict[str, Any]) -> None:
         verdict = (record.get("verification") or {}).get("verdict")
-        report("sample", build_id, shard_id=shard_id, status=record["status"], verdict=verdict)
+        report("sample", build_id, shard_id=shard_id, sample_id=record["sample_id"], status=record["status"], verdict=verdict)
 
     summary = asyncio.run(_run_shard_verified(config, workspace, plan, shard, on_sample))
     report("shard_finished", build_id, shard_id=shard_id)

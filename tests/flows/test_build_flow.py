@@ -9,6 +9,7 @@ import yaml
 
 from tessy_core.build.config import RunnerConfig
 from tessy_core.build.progress import listening
+from tessy_core.build.workspace import BuildWorkspace
 from tessy_core.catalog import Catalog, build_status
 
 from tests.build.helpers import build_config, build_config_dict, seed_catalog
@@ -59,7 +60,7 @@ def test_flow_maps_shards_publishes_and_reports_artifacts(prefect_harness, tmp_p
     assert {row["outcome"]: row["samples"] for row in outcomes} == result.counts
     usage = json.loads(artifacts["build-tiny-model-usage"].data)
     assert {row["model"] for row in usage} == {"teacher", "student"}
-    assert artifacts["build-tiny-version"].type == "link" and result.uri in artifacts["build-tiny-version"].data
+    assert result.uri in artifacts["build-tiny-version"].data  # a link artifact (stored as markdown)
     report = artifacts["build-tiny-report"].data
     assert "## Samples by outcome" in report and "█" in report and "tiny@v1" in report
 
@@ -82,12 +83,20 @@ def test_a_failed_flow_marks_the_build_failed_and_a_rerun_continues_it(prefect_h
     events = [json.loads(line)["eventType"] for line in (tmp_path / "lineage" / "events.jsonl").read_text().splitlines()]
     assert events == ["START", "FAIL"]
 
+    workspace = BuildWorkspace(tmp_path / "work", build_id)
+    staged = {sid for shard in workspace.load_plan().shards for sid in workspace.finished_records(shard.shard_id)}
+    assert workspace.shard_done("shard-00000") is not None and 2 < len(staged) < 5
+
     regenerated = []
-    with listening(lambda e: regenerated.append(e.data["shard_id"]) if e.kind == "sample" else None):
+    with listening(lambda e: regenerated.append(e.data["sample_id"]) if e.kind == "sample" else None):
         result = run_build(config)
     assert result.build_id == build_id and result.resumed and result.status == "published"
-    assert "shard-00000" not in regenerated and regenerated.count("shard-00001") == 1
-    assert result.shards["skipped"] == 1 and result.shards["samples_kept_from_earlier_runs"] == 3
+    # Only the samples no run had finished were generated, each once.
+    assert len(regenerated) == len(set(regenerated)) == 5 - len(staged)
+    assert staged.isdisjoint(regenerated)
+    assert result.shards["samples_generated_now"] == 5 - len(staged)
+    assert result.shards["samples_kept_from_earlier_runs"] == len(staged)
+    assert sum(result.counts.values()) == 5 and result.counts["pending"] == 0
     assert build_status(catalog, build_id) == "succeeded"
 
 
