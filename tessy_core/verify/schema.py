@@ -1,34 +1,13 @@
-"""Test cases in the schema shared with the catalog (see docs/CONVENTIONS.md)."""
+"""Test cases: the catalog's schema (see docs/CONVENTIONS.md), parsed leniently for people's files."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from tessy_core.catalog.schema import TESTS_ADAPTER, CallTest, StdioTest, TestCase
 
-
-class StdioTest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["stdio"] = "stdio"
-    input: str
-    output: str
-    hidden: bool = False
-
-
-class CallTest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["call"] = "call"
-    fn_name: str = Field(min_length=1)
-    args: list[Any]
-    expected: Any
-    hidden: bool = False
-
-
-TestCase = Annotated[StdioTest | CallTest, Field(discriminator="kind")]
-_TESTS = TypeAdapter(list[TestCase])
+__all__ = ["CallTest", "StdioTest", "TestCase", "parse_tests"]
 
 
 def parse_tests(tests: Iterable[Mapping[str, Any] | StdioTest | CallTest]) -> list[StdioTest | CallTest]:
@@ -37,4 +16,4 @@ def parse_tests(tests: Iterable[Mapping[str, Any] | StdioTest | CallTest]) -> li
         test if isinstance(test, StdioTest | CallTest) else ({"kind": "stdio", **test} if "kind" not in test else test)
         for test in tests
     ]
-    return _TESTS.validate_python(raw)
+    return TESTS_ADAPTER.validate_python(raw)
