@@ -11,7 +11,9 @@ samples in flight (and, thanks to checkpoints, only their last few steps):
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,6 +21,8 @@ from pydantic import BaseModel, ConfigDict
 
 from tessy_core.catalog.schema import PromptRecord
 from tessy_core.engine.records import SampleCheckpoint
+
+log = logging.getLogger(__name__)
 
 
 class ShardSpec(BaseModel):
@@ -51,12 +55,15 @@ class PlanMismatch(RuntimeError):
     """The workspace belongs to a build with another configuration."""
 
 
-def _write_atomic(path: Path, data: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _write_atomic(path: Path, data: str, durable: bool = True) -> None:
+    """Replace `path` whole. `durable` also fsyncs, so the new content survives a power cut; a
+    process crash (kill -9) never leaves a half-written file either way."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with tmp.open("w") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 
@@ -141,13 +148,27 @@ class BuildWorkspace:
         return self.checkpoints_dir / f"{sample_id}.json"
 
     def save_checkpoint(self, state: SampleCheckpoint) -> None:
-        _write_atomic(self._checkpoint_file(state.sample_id), json.dumps(state.to_record()))
+        # Not fsynced: a checkpoint only saves work. One lost to a power cut (or left unreadable)
+        # costs its sample the steps since the one before, never data (see load_checkpoint), and
+        # an fsync per checkpoint would cost tens of ms on a busy disk.
+        _write_atomic(self._checkpoint_file(state.sample_id), json.dumps(state.to_record()), durable=False)
 
     def load_checkpoint(self, sample_id: str) -> SampleCheckpoint | None:
+        """The sample's last checkpoint; None when it has none or it cannot be read (the sample
+        then starts over instead of failing its shard)."""
         path = self._checkpoint_file(sample_id)
         if not path.exists():
             return None
-        return SampleCheckpoint.from_record(json.loads(path.read_text()))
+        try:
+            state = SampleCheckpoint.from_record(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError) as error:
+            log.warning("ignoring unreadable checkpoint %s (%s); the sample starts over", path, error)
+            path.unlink(missing_ok=True)
+            return None
+        if state.sample_id != sample_id:
+            log.warning("ignoring checkpoint %s of another sample (%s)", path, state.sample_id)
+            return None
+        return state
 
     def drop_checkpoint(self, sample_id: str) -> None:
         self._checkpoint_file(sample_id).unlink(missing_ok=True)
