@@ -11,8 +11,8 @@ The flow's parameters are stored by Prefect (and shown in its UI): keep secrets 
 out of the config, in the environment the backends read them from.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Prefect builds the parameter model from these annotations
+# when it loads the flow from its entrypoint (served and worker runs), and needs real types.
 import re
 from pathlib import Path
 
