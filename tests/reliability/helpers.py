@@ -83,8 +83,8 @@ def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, dict[s
         kill_group(process)
         out, err = process.communicate()
         raise AssertionError(f"build process hung; stderr tail:\n{err[-3000:]}") from None
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    return process.returncode, (json.loads(lines[-1]) if lines else None), err
+    start = out.find("{")
+    return process.returncode, (json.loads(out[start:]) if start >= 0 else None), err
 
 
 def kill_group(process: subprocess.Popen) -> None:
