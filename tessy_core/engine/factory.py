@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import AsyncIterator
 
 from tessy_core.backends import build_backend
@@ -22,7 +24,22 @@ def _participant(role: Role, model: ModelConfig, predictor: PredictorConfig | No
         sampling=model.sampling,
         send_seed=model.send_seed,
         predictor=build_predictor(predictor) if interleaved and predictor else None,
+        context_tokens=context_tokens(model),
     )
+
+
+def context_tokens(model: ModelConfig) -> int | None:
+    """The model's context length from its local folder's config.json, if it has one."""
+    path = Path(model.path) / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    config = config.get("text_config", config)  # multimodal configs nest the language model's
+    value = config.get("max_position_embeddings")
+    return value if isinstance(value, int) and value > 0 else None
 
 
 @asynccontextmanager

@@ -53,6 +53,8 @@ class Participant:
     sampling: SamplingConfig
     send_seed: bool
     predictor: BoundaryPredictor | None = None
+    # The model's context length in tokens, when known: a prompt that cannot fit fails up front.
+    context_tokens: int | None = None
 
 
 class SampleFailed(Exception):
@@ -108,6 +110,12 @@ class CooperativeDecoder:
         """Yields after every model request; leaves the finished sample in `run.result`."""
         started = time.perf_counter()
         state = resume or self._fresh_state(request, attempt=1, failures=[], usage=None)
+        too_long = self._prompt_too_long(request)
+        if too_long is not None:
+            # Every attempt would fail the same way: no retries, no requests.
+            state.attempt_failures.append(too_long)
+            run.result = self._result(request, state, "failed", too_long, "", "", None, started)
+            return
         while True:
             outcome: dict = {}
             try:
@@ -126,6 +134,23 @@ class CooperativeDecoder:
                 run.result = self._result(request, state, "failed", detail, state.thinking, "", None, started)
                 return
             state = self._fresh_state(request, state.attempt + 1, state.attempt_failures, state.usage)
+
+    def _prompt_too_long(self, request: SampleRequest) -> str | None:
+        """Why the problem cannot fit the context of a model that must read it, if it cannot: its
+        prompt plus room for one span (writers) or for the answer must be within the context."""
+        writers, answer_role = MODE_PLAN[self.mode]
+        for role in dict.fromkeys((*writers, answer_role)):
+            participant = self.participants[role]
+            if participant.context_tokens is None:
+                continue
+            prompt_tokens = participant.backend.count_tokens(participant.chat.thinking_prompt(request.problem))
+            room = self.engine.max_answer_tokens if role is answer_role and role not in writers else participant.span_tokens
+            if prompt_tokens + room > participant.context_tokens:
+                return (
+                    f"prompt_too_long: the {role.value} model's prompt has {prompt_tokens} tokens, and with "
+                    f"{room} to write it exceeds its context of {participant.context_tokens} tokens"
+                )
+        return None
 
     def _fresh_state(self, request: SampleRequest, attempt: int, failures: list[str], usage) -> SampleCheckpoint:
         writers, _ = MODE_PLAN[self.mode]
