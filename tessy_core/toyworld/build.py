@@ -138,6 +138,8 @@ class World:
                 for index, role in enumerate(ROLES)
             ],
             state_dir=state_dir,
+            # ~30 s each on an idle 2-core machine; minutes when the machine is busy.
+            startup_timeout_s=900,
         )
 
     def generation_config(
