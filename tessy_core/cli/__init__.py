@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
+
+# Embedded defaults for local runs (a user's own settings win): no telemetry from the library stack
+# (it also logs errors offline), and time for Prefect's temporary server to start on a busy machine.
+for _name, _value in {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "VLLM_NO_USAGE_STATS": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+}.items():
+    os.environ.setdefault(_name, _value)
 
 app = typer.Typer(
     name="tessy",
@@ -10,7 +23,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-
 
 
 @app.callback()
