@@ -30,7 +30,7 @@ def test_a_built_world_is_reused_not_rebuilt(world):
     manifest = again.manifest
     for role in ("teacher", "student"):
         assert (world.model_dir(role) / "config.json").exists()
-        assert json.loads((world.predictor_dir(role) / "config.json").read_text())["num_labels"] == 2
+        assert len(json.loads((world.predictor_dir(role) / "config.json").read_text())["id2label"]) == 2
     # Style is a realistic share of the student's thinking (a quarter to a third).
     assert 0.2 <= manifest["style_token_share"]["student"] <= 0.4
 
