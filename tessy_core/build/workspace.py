@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tessy_core.catalog.schema import PromptRecord
 from tessy_core.engine.records import SampleCheckpoint
+from tessy_core.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +55,6 @@ class PlanMismatch(RuntimeError):
     """The workspace belongs to a build with another configuration."""
 
 
-def _write_atomic(path: Path, data: str, durable: bool = True) -> None:
-    """Replace `path` whole. `durable` also fsyncs, so the new content survives a power cut; a
-    process crash (kill -9) never leaves a half-written file either way."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with tmp.open("w") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk must not keep the half-written copy
-        raise
-
-
 class BuildWorkspace:
     def __init__(self, root: Path, build_id: str):
         self.dir = Path(root) / build_id
@@ -90,8 +74,8 @@ class BuildWorkspace:
                     f"not {plan.config_hash}"
                 )
             return existing
-        _write_atomic(self.dir / "prompts.jsonl", "".join(p.model_dump_json() + "\n" for p in prompts))
-        _write_atomic(self.dir / "plan.json", plan.model_dump_json(indent=2))
+        write_atomic(self.dir / "prompts.jsonl", "".join(p.model_dump_json() + "\n" for p in prompts))
+        write_atomic(self.dir / "plan.json", plan.model_dump_json(indent=2))
         return plan
 
     def replace_plan(self, plan: BuildPlan) -> None:
@@ -99,7 +83,7 @@ class BuildWorkspace:
         existing = self.load_plan()
         if existing is None or (existing.build_id, existing.config_hash) != (plan.build_id, plan.config_hash):
             raise PlanMismatch(f"{self.dir}: a re-plan must keep the build id and config of the stored plan")
-        _write_atomic(self.dir / "plan.json", plan.model_dump_json(indent=2))
+        write_atomic(self.dir / "plan.json", plan.model_dump_json(indent=2))
 
     def load_plan(self) -> BuildPlan | None:
         path = self.dir / "plan.json"
@@ -137,7 +121,7 @@ class BuildWorkspace:
             os.fsync(handle.fileno())
 
     def mark_shard_done(self, shard_id: str, summary: dict[str, Any]) -> None:
-        _write_atomic(self.shards_dir / f"{shard_id}.done", json.dumps(summary, indent=2))
+        write_atomic(self.shards_dir / f"{shard_id}.done", json.dumps(summary, indent=2))
 
     def shard_done(self, shard_id: str) -> dict[str, Any] | None:
         path = self.shards_dir / f"{shard_id}.done"
@@ -155,7 +139,7 @@ class BuildWorkspace:
         # Not fsynced: a checkpoint only saves work. One lost to a power cut (or left unreadable)
         # costs its sample the steps since the one before, never data (see load_checkpoint), and
         # an fsync per checkpoint would cost tens of ms on a busy disk.
-        _write_atomic(self._checkpoint_file(state.sample_id), json.dumps(state.to_record()), durable=False)
+        write_atomic(self._checkpoint_file(state.sample_id), json.dumps(state.to_record()), durable=False)
 
     def load_checkpoint(self, sample_id: str) -> SampleCheckpoint | None:
         """The sample's last checkpoint; None when it has none or it cannot be read (the sample

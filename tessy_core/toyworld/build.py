@@ -29,6 +29,7 @@ from tessy_core.config import (
     PredictorConfig,
     SamplingConfig,
 )
+from tessy_core.files import write_atomic
 from tessy_core.paths import cache_dir
 from tessy_core.predictors.base import TokenKind
 from tessy_core.toyworld.corpus import CorpusConfig, TraceRecord, build_corpus
@@ -189,7 +190,7 @@ def build_world(
             "style_token_share": {role: _style_share(corpora[role]) for role in ROLES},
             "build_seconds": round(time.perf_counter() - started, 1),
         }
-        _write_atomic(root / "world.json", json.dumps(manifest, indent=2))
+        write_atomic(root / "world.json", json.dumps(manifest, indent=2))
         say("done", f"world ready at {root}")
     return world
 
@@ -327,7 +328,7 @@ def _stage_predictor(world: World, config: WorldConfig, role: str, say: Progress
         "steps": report.total_steps,
         "train_seconds": report.train_seconds,
     }
-    _write_atomic(metrics_path, json.dumps(metrics, indent=2))
+    write_atomic(metrics_path, json.dumps(metrics, indent=2))
     return metrics
 
 
@@ -352,10 +353,4 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    _write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-
-
-def _write_atomic(path: Path, data: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(data)
-    os.replace(tmp, path)
+    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
