@@ -90,6 +90,15 @@ def _human(result) -> str:
             f"  {row['model']}: {row['requests']} requests, {row['tokens generated']} tokens "
             f"({row['tokens kept']} kept, {row['tokens thrown away']} thrown away)"
         )
+    figures = result.figures
+    if figures.get("pass_rate") is not None:
+        share = figures.get("teacher_token_share_mean")
+        lines.append(
+            f"  pass rate on hidden tests {figures['pass_rate']:.2f}"
+            + (f", teacher token share {share:.2f}" if share is not None else "")
+        )
+    if result.validation:
+        lines.append(f"  validation {'passed' if result.validation.get('success') else 'FAILED'}")
     if result.uri:
         lines.append(f"  -> {result.uri}")
     return "\n".join(lines)
