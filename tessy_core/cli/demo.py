@@ -35,7 +35,6 @@ def demo(
     from tessy_core.build.config import BuildConfig, OutputConfig
     from tessy_core.catalog import Catalog, PromptFilter, ingest
     from tessy_core.cli.build import _human, run_with_progress
-    from tessy_core.config import EngineConfig
     from tessy_core.publish import LineageConfig
     from tessy_core.toyworld.build import build_world
 
@@ -54,10 +53,7 @@ def demo(
             description="TESSY traces of the small CPU model world (teacher: harmony style, student: qwen3 style).",
             selection=PromptFilter(sources=[DEMO_SOURCE], limit=limit),
             shard_size=16,
-            generation=world.generation_config(
-                endpoints=endpoints,
-                engine=EngineConfig(max_thinking_tokens=600, max_answer_tokens=200, max_attempts=2, concurrency=16),
-            ),
+            generation=world.generation_config(endpoints=endpoints),
             output=OutputConfig(base_uri=str(var_dir / "datasets")),
             lineage=LineageConfig(directory=str(var_dir / "lineage")),
             catalog_path=str(catalog_path),

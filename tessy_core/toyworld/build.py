@@ -144,15 +144,18 @@ class World:
         )
 
     def generation_config(
-        self, *, endpoints: dict[str, list[str]] | None = None, engine: EngineConfig | None = None
+        self, *, endpoints: dict[str, list[str]] | None = None, concurrency: int = 16
     ) -> GenerationConfig:
+        """Both models and predictors, with limits that fit the world's short traces."""
         endpoints = endpoints or {}
         return GenerationConfig(
             teacher=self.model_config("teacher", endpoints=endpoints.get("teacher")),
             student=self.model_config("student", endpoints=endpoints.get("student")),
             teacher_predictor=PredictorConfig(kind="learned", path=str(self.predictor_dir("teacher"))),
             student_predictor=PredictorConfig(kind="learned", path=str(self.predictor_dir("student"))),
-            engine=engine or EngineConfig(max_thinking_tokens=600, max_answer_tokens=200, max_attempts=2),
+            engine=EngineConfig(
+                max_thinking_tokens=600, max_answer_tokens=200, max_attempts=2, concurrency=concurrency
+            ),
         )
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tessy_core.backends import build_backend
 from tessy_core.chat import chat_format_for
-from tessy_core.config import EngineConfig, GenerationConfig, Mode
+from tessy_core.config import GenerationConfig, Mode
 from tessy_core.engine.factory import open_decoder
 from tessy_core.engine.records import SampleRequest, SampleResult
 from tessy_core.engine.runner import run_samples
@@ -84,9 +84,7 @@ async def measure_world(
 ) -> WorldReport:
     """Generate, verify and score the evaluation problems in every report mode."""
     problems = world.eval_problems()[:limit]
-    generation = generation or world.generation_config(
-        engine=EngineConfig(max_thinking_tokens=600, max_answer_tokens=200, max_attempts=2, concurrency=concurrency)
-    )
+    generation = generation or world.generation_config(concurrency=concurrency)
     student_backend = build_backend(generation.student)
     student_chat = chat_format_for(generation.student)
     figures: dict[str, ModeFigures] = {}
