@@ -52,11 +52,9 @@ class _Renderer:
 @lru_cache(maxsize=16)
 def load_tokenizer(path: str, revision: str | None = None):
     """The model's own tokenizer (and chat template), from a local folder or hub id."""
-    from tessy_core.lazy_imports import transformers_names
+    from tessy_core.model_loading import load_pretrained
 
-    (AutoTokenizer,) = transformers_names("AutoTokenizer")
-
-    return AutoTokenizer.from_pretrained(path, revision=revision)
+    return load_pretrained("AutoTokenizer", path, revision=revision)
 
 
 def chat_format_for(model: ModelConfig, tokenizer=None) -> ChatFormat:

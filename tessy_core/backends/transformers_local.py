@@ -15,13 +15,11 @@ class TransformersBackend:
 
     def __init__(self, path: str, *, name: str | None = None, device: str = "cpu", revision: str | None = None):
         import torch
-        from tessy_core.lazy_imports import transformers_names
-
-        (AutoModelForCausalLM,) = transformers_names("AutoModelForCausalLM")
+        from tessy_core.model_loading import load_pretrained
 
         self._torch = torch
         self.tokenizer = load_tokenizer(path, revision)
-        self.model = AutoModelForCausalLM.from_pretrained(path, revision=revision).to(device).eval()
+        self.model = load_pretrained("AutoModelForCausalLM", path, revision=revision).to(device).eval()
         self._device = device
         self._model_id = f"{name or path}@{revision or 'local'}"
         self._lock = threading.Lock()

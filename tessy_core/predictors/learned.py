@@ -21,18 +21,14 @@ _CHARS_PER_TOKEN_BOUND = 8
 class LearnedPredictor:
     def __init__(self, path: str | Path, *, window_tokens: int | None = None, device: str = "cpu", max_batch: int = 64):
         import torch
-        from tessy_core.lazy_imports import transformers_names
-
-        AutoModelForTokenClassification, AutoTokenizer = transformers_names(
-            "AutoModelForTokenClassification", "AutoTokenizer"
-        )
+        from tessy_core.model_loading import load_pretrained
 
         path = Path(path)
         self._torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer = load_pretrained("AutoTokenizer", path)
         if not self.tokenizer.is_fast:
             raise ValueError(f"{path}: the predictor needs a fast tokenizer (character offsets)")
-        self.model = AutoModelForTokenClassification.from_pretrained(path).to(device).eval()
+        self.model = load_pretrained("AutoModelForTokenClassification", path).to(device).eval()
         if self.model.config.num_labels != 2:
             raise ValueError(f"{path}: expected a 2-label token classifier, got {self.model.config.num_labels} labels")
         metadata = json.loads((path / METADATA_FILE).read_text()) if (path / METADATA_FILE).exists() else {}

@@ -28,6 +28,7 @@ from typing import Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tessy_core.model_loading import load_pretrained
 from tessy_core.predictors.base import TokenKind
 from tessy_core.predictors.evaluation import PredictorMetrics, evaluate_model
 from tessy_core.predictors.labels import (
@@ -210,7 +211,6 @@ def train_predictor(
 ) -> PredictorReport:
     """Train, keep the best validation checkpoint, and write a predictor folder into `out_dir`."""
     import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     out_dir = Path(out_dir)
     if not train:
@@ -224,7 +224,7 @@ def train_predictor(
     if config.threads:
         torch.set_num_threads(config.threads)
 
-    tokenizer = AutoTokenizer.from_pretrained(config.base_model)
+    tokenizer = load_pretrained("AutoTokenizer", config.base_model)
     if not tokenizer.is_fast:
         raise ValueError(f"{config.base_model}: a fast tokenizer is needed (character offsets)")
     train_windows = build_windows(train, tokenizer, config.window_tokens, config.stride)
@@ -238,7 +238,8 @@ def train_predictor(
 
     torch.manual_seed(config.seed)
     with _quiet_transformers():  # the fresh head is expected, not news worth a load report
-        model = AutoModelForTokenClassification.from_pretrained(
+        model = load_pretrained(
+            "AutoModelForTokenClassification",
             config.base_model,
             num_labels=2,
             id2label={int(TokenKind.CAPABILITY): "capability", int(TokenKind.STYLE): "style"},
@@ -345,7 +346,7 @@ def train_predictor(
         if step % checkpoint_every == 0 or step == total_steps:
             save_state()
 
-    best = AutoModelForTokenClassification.from_pretrained(best_dir).to(config.device)
+    best = load_pretrained("AutoModelForTokenClassification", best_dir).to(config.device)
     valid_metrics = evaluate_model(
         best, tokenizer, valid_texts, config.window_tokens, batch_size=config.eval_batch_size,
         tolerance_tokens=config.tolerance_tokens, device=config.device,
