@@ -51,6 +51,12 @@ class SamplingConfig(_Strict):
     top_k: int = Field(20, ge=-1)
 
 
+# Where and how patiently a model is served, as opposed to what it writes: left out of identities.
+SERVING_FIELDS = frozenset(
+    {"endpoints", "api_key", "request_timeout_s", "max_retries", "outage_wait_s", "device", "served_model_name"}
+)
+
+
 class ModelConfig(_Strict):
     """One model (teacher or student) and where it is served."""
 
@@ -73,6 +79,11 @@ class ModelConfig(_Strict):
     send_seed: bool = True
     request_timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(4, ge=0)
+    outage_wait_s: float = Field(
+        600.0, ge=0,
+        description="how long a request waits for a model whose every replica is down (a server "
+        "restarting) before it fails; the wait spends no retry",
+    )
     device: str = "cpu"  # transformers backend only
 
     @property
@@ -154,8 +165,8 @@ class GenerationConfig(_Strict):
         payload = self.model_dump(
             mode="json",
             exclude={
-                "teacher": {"endpoints", "api_key", "request_timeout_s", "max_retries", "device"},
-                "student": {"endpoints", "api_key", "request_timeout_s", "max_retries", "device"},
+                "teacher": set(SERVING_FIELDS),
+                "student": set(SERVING_FIELDS),
                 "engine": {"concurrency", "checkpoint_every"},
             },
         )

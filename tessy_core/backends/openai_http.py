@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 import httpx
@@ -93,7 +94,7 @@ class OpenAIHTTPBackend:
             model_id=f"{model.name}@{model.revision or 'local'}",
             api_key=model.api_key,
             request_timeout_s=model.request_timeout_s,
-            retry=RetryPolicy(max_retries=model.max_retries),
+            retry=RetryPolicy(max_retries=model.max_retries, outage_wait_s=model.outage_wait_s),
             send_seed=model.send_seed,
         )
 
@@ -198,8 +199,18 @@ class OpenAIHTTPBackend:
         """
         failed_on: list[Replica] = []
         errors: list[str] = []
+        outage_deadline: float | None = None  # set when this request first finds every replica down
         for attempt in range(self._retry.max_retries + 1):
-            if attempt:
+            if attempt and self._retry.outage_wait_s > 0 and self._replicas.all_down:
+                if outage_deadline is None:
+                    outage_deadline = time.monotonic() + self._retry.outage_wait_s
+                if not await self._replicas.wait_for_recovery(outage_deadline):
+                    raise BackendError(
+                        f"model {self._served_model_name!r}: every replica stayed down for "
+                        f"{self._retry.outage_wait_s:g} s (outage_wait_s); no replica served the request; "
+                        f"errors: {'; '.join(errors)}"
+                    )
+            elif attempt:
                 await asyncio.sleep(self._retry.delay_s(attempt, self._rng))
             replica = self._replicas.choose(affinity_key, avoid=failed_on)
             try:

@@ -9,6 +9,8 @@ Choice of replica:
 
 A replica that fails at transport level (refused, reset, timeout, 5xx) is marked unhealthy and
 gets no traffic until a health probe, started lazily after a cooldown, finds it serving again.
+When every replica is down (a single server restarting, a rolling restart caught at its worst),
+requests wait for one to come back (`wait_for_recovery`) instead of spending their retries.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class RetryPolicy:
     max_retries: int = 4
     backoff_base_s: float = 0.2
     backoff_max_s: float = 5.0
+    # Per request: the longest it waits, in all, for a model whose every replica is down; 0: it
+    # does not wait, and its retries (with backoff) are all the patience it has.
+    outage_wait_s: float = 600.0
 
     def delay_s(self, retry: int, rng: random.Random) -> float:
         """Exponential backoff with jitter before retry number `retry` (1-based)."""
@@ -116,6 +121,25 @@ class ReplicaSet:
             self._pinned.popitem(last=False)
         return chosen
 
+    @property
+    def all_down(self) -> bool:
+        return not any(r.healthy for r in self.replicas)
+
+    async def wait_for_recovery(self, deadline: float, *, poll_s: float = 0.5) -> bool:
+        """Wait until a health probe finds some replica serving (True) or `deadline` passes (False).
+
+        `deadline` is on `time.monotonic()`'s clock. With nothing else to serve, replicas are
+        probed every `poll_s` rather than after the usual cooldown, however many requests wait
+        (one probe per replica at a time), so a short hiccup costs a short wait.
+        """
+        while self.all_down:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._start_due_probes(cooldown_s=poll_s)
+            await asyncio.sleep(min(poll_s, remaining))
+        return True
+
     def pinned_replica(self, affinity_key: str) -> Replica | None:
         """Where `affinity_key` is pinned, if it has been placed."""
         return self._pinned.get(affinity_key)
@@ -174,10 +198,11 @@ class ReplicaSet:
         replica.healthy = True
         replica.failed_at = None
 
-    def _start_due_probes(self) -> None:
+    def _start_due_probes(self, cooldown_s: float | None = None) -> None:
         now = time.monotonic()
+        cooldown_s = self._probe_cooldown_s if cooldown_s is None else cooldown_s
         for replica in self.replicas:
-            due = replica.failed_at is not None and now - replica.failed_at >= self._probe_cooldown_s
+            due = replica.failed_at is not None and now - replica.failed_at >= cooldown_s
             probing = replica.probe_task is not None and not replica.probe_task.done()
             if not replica.healthy and due and not probing:
                 replica.probe_task = asyncio.get_running_loop().create_task(self._run_probe(replica))

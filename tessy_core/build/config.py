@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from tessy_core.catalog.prompts import PromptFilter
-from tessy_core.config import GenerationConfig
+from tessy_core.config import SERVING_FIELDS, GenerationConfig
 from tessy_core.publish import LineageConfig, StorageConfig
 from tessy_core.quality.expectations import ValidationPolicy
 
@@ -85,16 +85,14 @@ class BuildConfig(_Strict):
                 "output": {"storage"},
                 "verification": {"workers"},
                 "generation": {
-                    "teacher": set(_SERVING_FIELDS),
-                    "student": set(_SERVING_FIELDS),
+                    "teacher": set(SERVING_FIELDS),
+                    "student": set(SERVING_FIELDS),
                     "engine": {"concurrency", "checkpoint_every"},
                 },
             },
         )
         return payload
 
-
-_SERVING_FIELDS = ("endpoints", "api_key", "request_timeout_s", "max_retries", "device", "served_model_name")
 
 
 def load_build_config(path: str | Path) -> BuildConfig:

@@ -18,7 +18,7 @@ from tessy_core.backends.openai_http import OpenAIHTTPBackend
 from tessy_core.backends.replicas import RetryPolicy
 
 A, B = "http://replica-a:8000/v1", "http://replica-b:8000/v1"
-FAST_RETRY = RetryPolicy(max_retries=3, backoff_base_s=0.001, backoff_max_s=0.002)
+FAST_RETRY = RetryPolicy(max_retries=3, backoff_base_s=0.001, backoff_max_s=0.002, outage_wait_s=0)
 
 
 class CharTokenizer:
@@ -190,7 +190,7 @@ async def test_bad_request_is_not_retried():
 async def test_all_replicas_down_raises_with_every_replica_and_error():
     backend, seen = make_backend(
         {"replica-a": refuse, "replica-b": lambda r: httpx.Response(503, text="overloaded")},
-        retry=RetryPolicy(max_retries=2, backoff_base_s=0.001),
+        retry=RetryPolicy(max_retries=2, backoff_base_s=0.001, outage_wait_s=0),
     )
     with pytest.raises(BackendError) as raised:
         await complete(backend, "k")
@@ -198,6 +198,44 @@ async def test_all_replicas_down_raises_with_every_replica_and_error():
     assert "after 3 attempts" in message and A in message and B in message
     assert "ConnectError" in message and "HTTP 503: overloaded" in message
     assert len(seen) == 3
+    await backend.aclose()
+
+
+async def test_requests_wait_out_an_outage_of_every_replica_without_spending_retries():
+    """The only server restarts: requests in flight wait for its health check, then go on."""
+    state = {"up": False, "completions": 0}
+
+    def restarting(request: httpx.Request) -> httpx.Response:
+        if not state["up"]:
+            raise httpx.ConnectError("connection refused", request=request)
+        if request.url.path == "/health":
+            return httpx.Response(200)
+        state["completions"] += 1
+        return completion_reply("back")
+
+    backend, seen = make_backend(
+        {"replica-a": restarting},
+        retry=RetryPolicy(max_retries=1, backoff_base_s=0.001, outage_wait_s=30), cooldown_s=0.0,
+    )
+    waiting = [asyncio.create_task(complete(backend, f"k{i}")) for i in range(3)]
+    await asyncio.sleep(0.2)  # far more than their single retry's backoff: they wait, not fail
+    assert not any(task.done() for task in waiting)
+    state["up"] = True
+    assert [(await task).text for task in waiting] == ["back"] * 3
+    assert state["completions"] == 3
+    assert backend.stats()["replicas"][A]["healthy"] is True
+    assert any(r.url.path == "/health" for r in seen)
+    await backend.aclose()
+
+
+async def test_an_outage_longer_than_the_wait_fails_the_request_saying_so():
+    backend, _ = make_backend(
+        {"replica-a": refuse}, retry=RetryPolicy(max_retries=3, backoff_base_s=0.001, outage_wait_s=0.3), cooldown_s=0.0
+    )
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(BackendError, match=r"every replica stayed down for 0.3 s \(outage_wait_s\).*ConnectError"):
+        await complete(backend)
+    assert asyncio.get_running_loop().time() - started >= 0.3
     await backend.aclose()
 
 
@@ -314,7 +352,7 @@ async def test_a_server_that_accepts_but_never_answers_times_out_and_is_reported
     port = server.sockets[0].getsockname()[1]
     backend = OpenAIHTTPBackend(
         [f"http://127.0.0.1:{port}/v1"], served_model_name="m", tokenizer=CharTokenizer(), model_id="m",
-        request_timeout_s=0.3, retry=RetryPolicy(max_retries=1, backoff_base_s=0.001),
+        request_timeout_s=0.3, retry=RetryPolicy(max_retries=1, backoff_base_s=0.001, outage_wait_s=0),
     )
 
     async def never(text: str) -> bool:

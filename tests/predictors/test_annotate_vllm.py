@@ -9,14 +9,10 @@ annotator in test_pipeline.py.
 from __future__ import annotations
 
 import json
-import socket
-from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from tessy_core.cli import app
 from tessy_core.predictors.annotation import (
     AnnotationStats,
     AnnotationStatus,
@@ -25,44 +21,38 @@ from tessy_core.predictors.annotation import (
     annotate_windows,
     cut_windows,
 )
-from tessy_core.predictors.pipeline import PredictorPipelineConfig, stage_annotate, stage_traces
+from tessy_core.predictors.pipeline import (
+    PredictorPipelineConfig,
+    stage_annotate,
+    stage_traces,
+)
+from tests.vllm_helpers import free_ports, require_vllm, tessy_json
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-VLLM_VENV = REPO / ".venvs" / "vllm"
 TEXT = " ".join(f"Okay, so step {i} adds one to the total. Wait, check the sum again." for i in range(12))
-
-
-def _cli(*args: str) -> dict:
-    result = CliRunner().invoke(app, [*args, "--json"])
-    assert result.stdout.strip(), result.output
-    return json.loads(result.stdout)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not any(VLLM_VENV.glob("lib/python3*/site-packages/vllm/__init__.py")):
-        pytest.fail(f"vLLM is not installed in {VLLM_VENV}: run `make vllm-env`")
+    venv = require_vllm()
     from tests.tiny_models import build_tiny_model
 
     root = tmp_path_factory.mktemp("annotator_vllm")
     model = build_tiny_model(root / "annotator", role="student", seed=21, end_probability=0.05)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    (port,) = free_ports(1)
     workers = root / "workers.yaml"
     workers.write_text(yaml.safe_dump({"workers": {
-        "servers": [{"name": "annotator", "model_path": str(model), "port": port, "venv": str(VLLM_VENV),
+        "servers": [{"name": "annotator", "model_path": str(model), "port": port, "venv": str(venv),
                      "max_model_len": 1024}],
         "state_dir": str(root / "state"), "stop_grace_s": 5, "startup_timeout_s": 540,
     }}))
-    started = _cli("workers", "start", "--config", str(workers))
+    started = tessy_json("workers", "start", "--config", str(workers))
     try:
         assert started["ok"], started
         yield {"root": root, "model": model, "base_url": f"http://127.0.0.1:{port}/v1"}
     finally:
-        _cli("workers", "stop", "--config", str(workers))
+        tessy_json("workers", "stop", "--config", str(workers))
 
 
 @pytest.mark.parametrize("api", ["chat", "completions"])

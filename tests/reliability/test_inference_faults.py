@@ -24,13 +24,12 @@ pytestmark = pytest.mark.slow
 PROMPTS = 4
 
 
-def _config(root: Path, models, endpoints: list[str], **engine) -> BuildConfig:
+def _config(root: Path, models, endpoints: list[str], *, outage_wait_s: float = 60.0) -> BuildConfig:
     seed_catalog(root, PROMPTS)
+    serving = {"request_timeout_s": 1.0, "max_retries": 4, "outage_wait_s": outage_wait_s}
     data = http_config_dict(
         root, models, endpoints, shard_size=PROMPTS, verification={"enabled": False}, validation=LENIENT_VALIDATION,
-        generation={"engine": {"concurrency": 2, "checkpoint_every": 4, **engine},
-                    "teacher": {"request_timeout_s": 1.0, "max_retries": 4},
-                    "student": {"request_timeout_s": 1.0, "max_retries": 4}},
+        generation={"engine": {"concurrency": 2, "checkpoint_every": 4}, "teacher": serving, "student": serving},
     )
     return BuildConfig.model_validate(data)
 
@@ -91,13 +90,13 @@ def test_the_only_server_dying_mid_build_fails_samples_with_reasons(tmp_path, en
             threading.Thread(target=server.stop).start()
 
     server.on_call = die_at
-    config = _config(tmp_path, ending_models, [server.base_url])
+    config = _config(tmp_path, ending_models, [server.base_url], outage_wait_s=2.0)
     result = run_steps(config)
     assert result.counts["pending"] == 0 and result.counts["failed"] >= 1
     assert set(result.reasons["failed"]) == {"generation failed: backend_error"}
     samples = build_samples(Catalog(config.catalog_path), result.build_id)
     failed = [s for s in samples if s.outcome == "failed"]
-    assert all("no replica served the request" in s.reason for s in failed)
+    assert all("every replica stayed down for 2 s" in s.reason for s in failed)
     _assert_published_rows_are_whole(config, result)
 
 

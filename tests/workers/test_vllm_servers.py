@@ -13,61 +13,39 @@ import json
 import math
 import os
 import signal
-import socket
-from pathlib import Path
 
 import psutil
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from tessy_core.backends.openai_http import OpenAIHTTPBackend
 from tessy_core.backends.transformers_local import TransformersBackend
-from tessy_core.cli import app
 from tessy_core.config import Mode, load_generation_config
 from tessy_core.engine import Role, SampleRequest, open_decoder, run_samples
+from tests.vllm_helpers import free_ports, require_vllm, tessy_json
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-VLLM_VENV = REPO / ".venvs" / "vllm"
 STUDENT_STYLE = ["Okay", "Hmm", "Wait", "so", "let me", "we"]
 TEACHER_STYLE = ["Okay", "Hmm", "Wait", "so", "Thus", "the"]
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def _cli(*args: str) -> dict:
-    result = CliRunner().invoke(app, [*args, "--json"])
-    assert result.stdout.strip(), result.output
-    return json.loads(result.stdout)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    if not any(VLLM_VENV.glob("lib/python3*/site-packages/vllm/__init__.py")):
-        pytest.fail(f"vLLM is not installed in {VLLM_VENV}: run `make vllm-env`")
+    venv = require_vllm()
     from tests.tiny_models import build_tiny_model
 
     root = tmp_path_factory.mktemp("vllm_world")
     teacher = build_tiny_model(root / "teacher", role="teacher", seed=11, end_probability=0.07)
     student = build_tiny_model(root / "student", role="student", seed=12, end_probability=0.07)
-    ports = _free_ports(3)
+    ports = free_ports(3)
     servers = [
         {"name": "teacher-a", "model_path": str(teacher), "served_model_name": "teacher", "port": ports[0]},
         {"name": "teacher-b", "model_path": str(teacher), "served_model_name": "teacher", "port": ports[1]},
         {"name": "student", "model_path": str(student), "port": ports[2]},
     ]
     for server in servers:
-        server.update(venv=str(VLLM_VENV), max_model_len=1024)
+        server.update(venv=str(venv), max_model_len=1024)
     workers_yaml = root / "workers.yaml"
     workers_yaml.write_text(yaml.safe_dump({"workers": {"servers": servers, "state_dir": str(root / "state"), "stop_grace_s": 5}}))
 
@@ -87,17 +65,17 @@ def world(tmp_path_factory):
     rows = [{"statement": f"Read {n} numbers and print their sum.", "tests": []} for n in range(6)]
     prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-    started = _cli("workers", "start", "--config", str(workers_yaml))
+    started = tessy_json("workers", "start", "--config", str(workers_yaml))
     try:
         assert started["ok"], started
         yield {"root": root, "workers": workers_yaml, "gen": gen_yaml, "prompts": prompts,
                "servers": {s["name"]: s for s in started["servers"]}, "teacher": teacher, "student": student}
     finally:
-        _cli("workers", "stop", "--config", str(workers_yaml))
+        tessy_json("workers", "stop", "--config", str(workers_yaml))
 
 
 def test_status_reports_every_server_healthy_with_its_pid(world):
-    status = _cli("workers", "status", "--config", str(world["workers"]))
+    status = tessy_json("workers", "status", "--config", str(world["workers"]))
     assert [(s["name"], s["state"]) for s in status["servers"]] == [
         ("teacher-a", "healthy"), ("teacher-b", "healthy"), ("student", "healthy")]
     for server in status["servers"]:
@@ -126,7 +104,7 @@ async def test_score_matches_the_model_and_count_tokens_is_the_servers_tokenizer
 @pytest.mark.parametrize("mode", list(Mode))
 def test_generate_every_mode_through_the_http_backend(world, mode):
     out = world["root"] / f"out-{mode.value}.jsonl"
-    summary = _cli("generate", "--config", str(world["gen"]), "--prompts", str(world["prompts"]),
+    summary = tessy_json("generate", "--config", str(world["gen"]), "--prompts", str(world["prompts"]),
                    "--out", str(out), "--mode", mode.value)
     assert summary["samples_requested"] == 6
     assert summary["samples_ok"] + summary["samples_failed"] == 6
@@ -151,7 +129,7 @@ def test_generate_every_mode_through_the_http_backend(world, mode):
 
 
 def test_bench_decode_reports_every_mode_and_the_ratios(world):
-    result = _cli("bench", "decode", "--config", str(world["gen"]), "--prompts", str(world["prompts"]),
+    result = tessy_json("bench", "decode", "--config", str(world["gen"]), "--prompts", str(world["prompts"]),
                   "--samples", "8", "--concurrency", "4")
     assert set(result["modes"]) == {"tessy", "teacher_only", "lockstep", "tessy_fixed"}
     for mode, figures in result["modes"].items():
@@ -194,10 +172,10 @@ async def test_killing_a_teacher_replica_mid_run_fails_over_and_accounts_for_eve
     # Samples that started on the dead replica finished on the other one.
     assert dead["requests"] >= 1
 
-    status = {s["name"]: s for s in _cli("workers", "status", "--config", str(world["workers"]))["servers"]}
+    status = {s["name"]: s for s in tessy_json("workers", "status", "--config", str(world["workers"]))["servers"]}
     assert status["teacher-a"]["state"] == "stopped" and status["teacher-b"]["state"] == "healthy"
 
-    stopped = _cli("workers", "stop", "--config", str(world["workers"]))
+    stopped = tessy_json("workers", "stop", "--config", str(world["workers"]))
     pids = [s["pid"] for s in status.values() if s["pid"]]
     assert {s["name"]: s["outcome"] for s in stopped["servers"]}["teacher-b"] in ("stopped", "killed")
     for pid in pids:
