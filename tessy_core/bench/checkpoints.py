@@ -6,15 +6,12 @@ figure isolates the engine plus the checkpoint writes (`BuildWorkspace.save_chec
 fsync, atomic rename) from inference. With zero latency this is the worst case; a real server
 takes ~0.1 s or more per request, and the relative cost shrinks accordingly.
 
-    python -m tessy_core.bench.checkpoints --samples 16 --words 200 --latency-ms 0
+    tessy bench checkpoints --samples 16 --words 200 --latency-ms 0
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -162,38 +159,3 @@ def run_checkpoint_bench(
         "samples": samples, "concurrency": concurrency, "thinking_words": words, "latency_ms": latency_ms,
         "repeats": repeats, "checkpoints_off_the_event_loop": offload, "rows": rows,
     }
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=16)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--words", type=int, default=200, help="thinking words per sample (~2 per step)")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="imitated server latency per request")
-    parser.add_argument("--every", default="20,5,1", help="checkpoint_every settings, comma-separated")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--work-dir", type=Path, default=None, help="where checkpoints are written (its disk)")
-    parser.add_argument("--on-loop", action="store_true", help="write checkpoints on the event loop (for comparison)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    figures = run_checkpoint_bench(
-        samples=args.samples, concurrency=args.concurrency, words=args.words, latency_ms=args.latency_ms,
-        every=[int(x) for x in args.every.split(",") if x], repeats=args.repeats, work_dir=args.work_dir,
-        offload=not args.on_loop,
-    )
-    if args.json:
-        print(json.dumps(figures))
-        return
-    print(f"{figures['samples']} samples, {figures['concurrency']} at once, {figures['thinking_words']} words "
-          f"of thinking, {figures['latency_ms']:g} ms per request (best of {figures['repeats']}), checkpoints "
-          + ("off the event loop" if figures["checkpoints_off_the_event_loop"] else "on the event loop"), file=sys.stderr)
-    for row in figures["rows"]:
-        print(
-            f"  checkpoint_every={row['checkpoint_every']!s:>4}: {row['steps_per_s']:>8} steps/s  "
-            f"x{row['slowdown_vs_off']:<6} {row['checkpoints']:>5} checkpoints  "
-            f"{row['ms_per_checkpoint'] if row['ms_per_checkpoint'] is not None else '-'} ms each"
-        )
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,5 @@
-"""`tessy bench decode`: interleaved decoding vs teacher-only vs the published lock-step schedule."""
+"""`tessy bench decode`: interleaved decoding vs teacher-only vs the published lock-step schedule.
+`tessy bench checkpoints`: what checkpointing running samples costs the engine."""
 
 from __future__ import annotations
 
@@ -107,6 +108,49 @@ def decode(
     result["prompts_rejected"] = len(report.rejected)
     emit(result, as_json, human=_human(result))
 
+
+@app.command()
+def checkpoints(
+    samples: int = typer.Option(16, "--samples", min=1),
+    concurrency: int = typer.Option(8, "--concurrency", min=1),
+    words: int = typer.Option(200, "--words", min=1, help="thinking words per sample (~2 per step)"),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, help="imitated server latency per request"),
+    every: str = typer.Option("20,5,1", "--every", help="checkpoint_every settings, comma-separated"),
+    repeats: int = typer.Option(3, "--repeats", min=1),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", file_okay=False, help="where checkpoints go (its disk)"),
+    on_loop: bool = typer.Option(False, "--on-loop", help="write checkpoints on the event loop, for comparison"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Engine steps/s with checkpoints off and every N steps, on the same samples in one process."""
+    from tessy_core.bench.checkpoints import run_checkpoint_bench
+
+    try:
+        settings = [int(x) for x in every.split(",") if x.strip()]
+    except ValueError:
+        fail(f"--every: comma-separated integers expected, got {every!r}", as_json)
+        return
+    if not settings or min(settings) < 1:
+        fail(f"--every: positive integers expected, got {every!r}", as_json)
+    figures = run_checkpoint_bench(
+        samples=samples, concurrency=concurrency, words=words, latency_ms=latency_ms, every=settings,
+        repeats=repeats, work_dir=work_dir, offload=not on_loop,
+    )
+    emit(figures, as_json, human=_checkpoints_human(figures))
+
+
+def _checkpoints_human(figures: dict) -> str:
+    where = "off the event loop" if figures["checkpoints_off_the_event_loop"] else "on the event loop"
+    lines = [
+        f"{figures['samples']} samples, {figures['concurrency']} at once, {figures['thinking_words']} words of "
+        f"thinking, {figures['latency_ms']:g} ms per request (best of {figures['repeats']}), checkpoints {where}"
+    ]
+    for row in figures["rows"]:
+        each = row["ms_per_checkpoint"] if row["ms_per_checkpoint"] is not None else "-"
+        lines.append(
+            f"  every {row['checkpoint_every']!s:>4}: {row['steps_per_s']:>8} steps/s "
+            f"x{row['slowdown_vs_off']:<6} {row['checkpoints']:>5} checkpoints  {each} ms each"
+        )
+    return "\n".join(lines)
 
 def _free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
