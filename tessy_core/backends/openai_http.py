@@ -105,6 +105,30 @@ class OpenAIHTTPBackend:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
+    async def served_context_tokens(self) -> int | None:
+        """The smallest context (`max_model_len`) the replicas' `/models` report for this model.
+
+        A server may be started with less context than the model has (vLLM's --max-model-len).
+        None when no replica answers or none reports it (then only the model folder is known).
+        """
+
+        async def one(replica: Replica) -> int | None:
+            try:
+                response = await self._client.get(f"{replica.base_url}/models", timeout=_PROBE_TIMEOUT_S)
+                entries = response.json().get("data") if response.status_code == 200 else None
+            except (httpx.HTTPError, ValueError, AttributeError):
+                return None
+            if not isinstance(entries, list):
+                return None
+            for entry in entries:
+                if isinstance(entry, dict) and entry.get("id") == self._served_model_name:
+                    value = entry.get("max_model_len")
+                    return value if isinstance(value, int) and value > 0 else None
+            return None
+
+        reported = [v for v in await asyncio.gather(*(one(r) for r in self._replicas.replicas)) if v is not None]
+        return min(reported) if reported else None
+
     async def complete(
         self,
         prompt: str,

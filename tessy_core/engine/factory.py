@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from tessy_core.backends import build_backend
+from tessy_core.backends.openai_http import OpenAIHTTPBackend
 from tessy_core.chat import chat_format_for, load_tokenizer
 from tessy_core.config import GenerationConfig, Mode, ModelConfig, PredictorConfig
 from tessy_core.engine.loop import MODE_PLAN, CooperativeDecoder, Participant
@@ -15,21 +16,29 @@ from tessy_core.engine.records import Role
 from tessy_core.predictors import build_predictor
 
 
-def _participant(role: Role, model: ModelConfig, predictor: PredictorConfig | None, interleaved: bool) -> Participant:
+async def _participant(
+    role: Role, model: ModelConfig, predictor: PredictorConfig | None, interleaved: bool
+) -> Participant:
+    backend = build_backend(model)
+    limits = [context_tokens(model)]
+    if isinstance(backend, OpenAIHTTPBackend):
+        limits.append(await backend.served_context_tokens())
+    known = [limit for limit in limits if limit is not None]
     return Participant(
         role=role,
-        backend=build_backend(model),
+        backend=backend,
         chat=chat_format_for(model, load_tokenizer(model.path, model.revision)),
         span_tokens=model.span_tokens,
         sampling=model.sampling,
         send_seed=model.send_seed,
         predictor=build_predictor(predictor) if interleaved and predictor else None,
-        context_tokens=context_tokens(model),
+        context_tokens=min(known) if known else None,
     )
 
 
 def context_tokens(model: ModelConfig) -> int | None:
-    """The model's context length from its local folder's config.json, if it has one."""
+    """The model's context length from its local folder's config.json, if it has one (the
+    servers' own limit, when smaller, is asked for when the decoder opens)."""
     path = Path(model.path) / "config.json"
     if not path.is_file():
         return None
@@ -48,8 +57,8 @@ async def open_decoder(config: GenerationConfig, mode: Mode | None = None) -> As
     if mode is not None:
         config = config.with_mode(mode)
     interleaved = len(MODE_PLAN[config.engine.mode][0]) > 1
-    teacher = _participant(Role.teacher, config.teacher, config.teacher_predictor, interleaved)
-    student = _participant(Role.student, config.student, config.student_predictor, interleaved)
+    teacher = await _participant(Role.teacher, config.teacher, config.teacher_predictor, interleaved)
+    student = await _participant(Role.student, config.student, config.student_predictor, interleaved)
     try:
         yield CooperativeDecoder(teacher, student, config.engine, config.config_hash())
     finally:

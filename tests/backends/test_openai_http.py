@@ -239,6 +239,24 @@ async def test_an_outage_longer_than_the_wait_fails_the_request_saying_so():
     await backend.aclose()
 
 
+async def test_served_context_is_the_smallest_max_model_len_the_replicas_report():
+    def models(limit):
+        def reply(request: httpx.Request) -> httpx.Response:
+            assert request.url.path == "/v1/models"
+            return httpx.Response(200, json={"object": "list", "data": [
+                {"id": "other", "max_model_len": 64}, {"id": "student", "max_model_len": limit}]})
+        return reply
+
+    backend, _ = make_backend({"replica-a": models(4096), "replica-b": models(1024), "replica-c": refuse})
+    assert await backend.served_context_tokens() == 1024
+    await backend.aclose()
+    # Nothing known: a server that does not report it, one that answers garbage, none answering.
+    for handler in (models(None), lambda r: httpx.Response(200, text="not json"), refuse):
+        backend, _ = make_backend({"replica-a": handler})
+        assert await backend.served_context_tokens() is None
+        await backend.aclose()
+
+
 async def test_count_tokens_is_local():
     backend, seen = make_backend({"replica-a": refuse})
     assert backend.count_tokens("hello") == 5 and seen == []

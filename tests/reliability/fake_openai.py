@@ -63,8 +63,10 @@ class FakeOpenAIServer:
         hang_s: float = 30.0,
         wrong_answers: frozenset[int] = frozenset(),
         empty_answers: frozenset[int] = frozenset(),
+        max_model_len: int | None = None,
     ):
         self.thinking_words = thinking_words
+        self.max_model_len = max_model_len  # what /v1/models reports (vLLM's --max-model-len)
         self.wrong_answers = wrong_answers  # problems answered with a wrong program
         self.empty_answers = empty_answers  # problems whose answer is always empty
         self.fault = fault
@@ -93,8 +95,10 @@ class FakeOpenAIServer:
                 pass
 
             def do_GET(self) -> None:
-                if self.path in ("/health", "/v1/models"):
-                    self._send(200, b'{"object": "list", "data": []}')
+                if self.path == "/health":
+                    self._send(200, b"")
+                elif self.path == "/v1/models":
+                    self._send(200, json.dumps({"object": "list", "data": server.served_models()}).encode())
                 else:
                     self._send(404, b'{"error": "not found"}')
 
@@ -115,6 +119,13 @@ class FakeOpenAIServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
+
+    def served_models(self) -> list[dict]:
+        models = [{"id": name, "object": "model"} for name in ("tiny-teacher", "tiny-student")]
+        if self.max_model_len is not None:
+            for model in models:
+                model["max_model_len"] = self.max_model_len
+        return models
 
     def stop(self) -> None:
         if self._httpd is not None:

@@ -58,3 +58,18 @@ def test_bad_rows_are_rejected_with_reasons_and_the_build_accounts_for_the_rest(
     assert reasons["rejected"] == "verification: no_tests"
     assert reasons["failed"].startswith("generation failed: prompt_too_long: the student model's prompt has")
     assert "context of 2048 tokens" in reasons["failed"]
+
+
+async def test_a_prompt_longer_than_the_servers_max_model_len_fails_before_any_request(tmp_path, ending_models):
+    """The model folder allows 2048 tokens; the servers were started with --max-model-len 256."""
+    from tessy_core.engine import SampleRequest, open_decoder
+
+    medium = "Problem 8: read n and print n + 8. " + "The input is one integer. " * 60
+    with FakeOpenAIServer(max_model_len=256) as server:
+        config = BuildConfig.model_validate(http_config_dict(tmp_path, ending_models, [server.base_url]))
+        async with open_decoder(config.generation) as decoder:
+            short = await decoder.generate(SampleRequest("s-short", "p-short", _good(0)["statement"]))
+            long = await decoder.generate(SampleRequest("s-long", "p-long", medium))
+    assert short.ok
+    assert long.failure_reason.startswith("prompt_too_long") and "context of 256 tokens" in long.failure_reason
+    assert not [call for call in server.calls if call.problem == 8]

@@ -82,6 +82,17 @@ def test_status_reports_every_server_healthy_with_its_pid(world):
         assert psutil.Process(server["pid"]).is_running()
 
 
+async def test_the_servers_max_model_len_bounds_the_prompts_the_decoder_accepts(world):
+    config = load_generation_config(world["gen"])
+    backend = OpenAIHTTPBackend.from_config(config.teacher)
+    try:
+        assert await backend.served_context_tokens() == 1024  # the folder says 2048
+    finally:
+        await backend.aclose()
+    async with open_decoder(config) as decoder:
+        assert {p.context_tokens for p in decoder.participants.values()} == {1024}
+
+
 async def test_score_matches_the_model_and_count_tokens_is_the_servers_tokenizer(world):
     config = load_generation_config(world["gen"])
     backend = OpenAIHTTPBackend.from_config(config.student)
