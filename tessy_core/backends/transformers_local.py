@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Sequence
 
 from tessy_core.backends.base import Completion, SamplingParams, TokenScores
 from tessy_core.chat import load_tokenizer
 
+# Sampling draws from torch's process-wide RNG: a seeded request is reproducible only if no other
+# generate call in the process (another model's included) draws while it runs.
+_SAMPLING_LOCK = threading.Lock()
+
 
 class TransformersBackend:
-    """Serves one causal LM in this process. Requests run one at a time on a worker thread."""
+    """Serves one causal LM in this process. Requests run one at a time on a worker thread, and
+    sampled ones one at a time across all models of the process (see `_SAMPLING_LOCK`)."""
 
     def __init__(self, path: str, *, name: str | None = None, device: str = "cpu", revision: str | None = None):
         import torch
@@ -64,7 +70,7 @@ class TransformersBackend:
             kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=max(sampling.top_k, 0) or None)
         if stop:
             kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
-        with self._lock, torch.inference_mode():
+        with _SAMPLING_LOCK if not greedy else contextlib.nullcontext(), self._lock, torch.inference_mode():
             if sampling.seed is not None:
                 torch.manual_seed(sampling.seed)
             out = self.model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)

@@ -152,14 +152,13 @@ def test_ray_runner_builds_what_the_threads_runner_builds(prefect_harness, tmp_p
             root, ending_models, shard_size=None, runner=runner,
             output={"base_uri": str(datasets)}, lineage={"directory": str(root / "lineage")},
         )
-        # Seeded sampling in the transformers backend goes through torch's process-wide RNG: two
-        # generate calls overlapping in one process (two shards on threads, or a teacher and a
-        # student request of two samples in flight) can draw from each other's seeds. One sample
-        # in flight per shard and one shard per process at a time keep both runs reproducible.
+        # Automatic shards are 1x to 4x the engine's concurrency: 1 makes a shard of each prompt.
         data["generation"]["engine"]["concurrency"] = 1
         return BuildConfig.model_validate(data)
 
-    threads_config = config_for("threads", {"kind": "threads", "max_workers": 1})
+    # Two shards at once on threads: seeded sampling in one process stays reproducible (the
+    # transformers backend samples under one process-wide lock).
+    threads_config = config_for("threads", {"kind": "threads", "max_workers": 2})
     ray_config = config_for("ray", {"kind": "ray", "max_workers": 2, "ray_address": ray_address})
     assert threads_config.identity() == ray_config.identity()
 
