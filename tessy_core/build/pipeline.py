@@ -51,6 +51,7 @@ from tessy_core.catalog import (
     register_model,
     register_predictor,
     select_prompts,
+    unfinished_lineage_runs,
     upsert_build_samples,
 )
 from tessy_core.publish import (
@@ -617,6 +618,9 @@ class _Lineage:
         )
 
     def start(self, prepared: PreparedBuild) -> None:
+        for killed in unfinished_lineage_runs(self.catalog, self.job, prepared.build_id):
+            reason = f"the run stopped without ending (killed?); run {prepared.lineage_run_id} resumes the build"
+            self._store(self.emitter.abort(killed, self.job, reason), "ABORT", inputs=["prompts"])
         event = self.emitter.start(prepared.lineage_run_id, self.job, [self._input(prepared)])
         self._store(event, "START", inputs=["prompts"])
 

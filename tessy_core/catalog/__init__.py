@@ -49,6 +49,7 @@ from tessy_core.catalog.registry import (
     register_dataset_version,
     register_model,
     register_predictor,
+    unfinished_lineage_runs,
 )
 from tessy_core.catalog.schema import CallTest, PromptRecord, StdioTest, TestCase, prompt_id_for
 from tessy_core.catalog.stats import CatalogStats, RejectedRow, catalog_stats, list_rejects
@@ -105,5 +106,6 @@ __all__ = [
     "register_model",
     "register_predictor",
     "select_prompts",
+    "unfinished_lineage_runs",
     "upsert_build_samples",
 ]

@@ -1,4 +1,5 @@
-"""OpenLineage run events for builds: START, then COMPLETE (with the published version) or FAIL.
+"""OpenLineage run events for builds: START, then COMPLETE (with the published version) or FAIL;
+ABORT closes a run whose process was killed (sent by the run that resumes its build).
 
 Each call sends the event through the configured transport and returns it as a plain dict, which
 the catalog can store in its lineage table.
@@ -115,6 +116,12 @@ class LineageEmitter:
             message=message, programmingLanguage="python", stackTrace=stack, producer=self.config.producer
         )
         return self._emit(RunState.FAIL, run_id, job_name, run_facets={"errorMessage": facet})
+
+    def abort(self, run_id: str, job_name: str, reason: str) -> dict[str, Any]:
+        facet = error_message_run.ErrorMessageRunFacet(
+            message=reason, programmingLanguage="python", producer=self.config.producer
+        )
+        return self._emit(RunState.ABORT, run_id, job_name, run_facets={"errorMessage": facet})
 
     def _emit(
         self,

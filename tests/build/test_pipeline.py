@@ -63,6 +63,26 @@ def test_build_publishes_a_version_and_accounts_for_every_sample(tmp_path, endin
     assert [e.event_type for e in lineage_events(catalog, prepared_events[0]["run"]["runId"])] == ["START", "COMPLETE"]
 
 
+def test_the_run_that_resumes_a_killed_build_aborts_the_killed_runs_lineage(tmp_path, ending_models):
+    seed_catalog(tmp_path, 2)
+    config = build_config(tmp_path, ending_models)
+    killed = pipeline.prepare_build(config)  # ... and its process died before any other event
+    result = run_all(config)
+
+    assert result.build_id == killed.build_id and result.status == "published"
+    events = [json.loads(line) for line in (tmp_path / "lineage" / "events.jsonl").read_text().splitlines()]
+    assert [(e["eventType"], e["run"]["runId"] == killed.lineage_run_id) for e in events] == [
+        ("START", True), ("ABORT", True), ("START", False), ("COMPLETE", False),
+    ]
+    assert "resumes the build" in events[1]["run"]["facets"]["errorMessage"]["message"]
+    catalog = Catalog(config.catalog_path)
+    assert [e.event_type for e in lineage_events(catalog, killed.lineage_run_id)] == ["START", "ABORT"]
+    # A later build of the same dataset does not touch runs of finished builds.
+    run_all(build_config(tmp_path, ending_models, selection={"sources": ["unit"], "limit": 1}))
+    later = [json.loads(line)["eventType"] for line in (tmp_path / "lineage" / "events.jsonl").read_text().splitlines()]
+    assert later[4:] == ["START", "COMPLETE"]
+
+
 def test_published_version_loads_with_hugging_face_datasets(tmp_path, ending_models):
     from datasets import load_dataset
 
