@@ -94,6 +94,5 @@ class BuildConfig(_Strict):
         return payload
 
 
-
 def load_build_config(path: str | Path) -> BuildConfig:
     return BuildConfig.model_validate(yaml.safe_load(Path(path).read_text()))

@@ -146,13 +146,13 @@ def lineage_events(catalog: Catalog, run_id: str) -> list[LineageEvent]:
     return catalog.read(run)
 
 
-
 def unfinished_lineage_runs(catalog: Catalog, job_name: str, build_id: str) -> list[str]:
     """Run ids of `build_id` with a START and no COMPLETE, FAIL or ABORT (killed runs)."""
     params = {"job_name": job_name, "build_id": build_id}
     return catalog.read(
         lambda connection: [row["run_id"] for row in fetch_dicts(connection.execute(query("unfinished_lineage_runs"), params))]
     )
+
 
 def _register(
     catalog: Catalog,
