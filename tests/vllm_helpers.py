@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,6 @@ def require_vllm() -> Path:
     if not any(VLLM_VENV.glob("lib/python3*/site-packages/vllm/__init__.py")):
         pytest.fail(f"vLLM is not installed in {VLLM_VENV}: run `make vllm-env`")
     return VLLM_VENV
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports nothing listens on right now."""
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def tessy_json(*args: str) -> dict:

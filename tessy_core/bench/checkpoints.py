@@ -3,7 +3,7 @@ N steps, measured in one process on the same samples.
 
 The models are an in-process imitation that answers instantly (or after a fixed latency), so the
 figure isolates the engine plus the checkpoint writes (`BuildWorkspace.save_checkpoint`: JSON,
-fsync, atomic rename) from inference. With zero latency this is the worst case; a real server
+atomic rename, no fsync) from inference. With zero latency this is the worst case; a real server
 takes ~0.1 s or more per request, and the relative cost shrinks accordingly.
 
     tessy bench checkpoints --samples 16 --words 200 --latency-ms 0

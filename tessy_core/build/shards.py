@@ -74,9 +74,9 @@ def auto_shard_size(samples: int, *, workers: int, concurrency: int, samples_per
     return max(1, -(-per_shard // samples_per_prompt))
 
 def checkpoint_sink(workspace: BuildWorkspace) -> Callable[[SampleCheckpoint], Awaitable[None]]:
-    """Saves running samples' checkpoints off the event loop: each write is fsynced (tens of ms on
-    a busy disk), and on the loop it would stall every other sample of the shard meanwhile. A
-    sample still waits for its own checkpoint; samples never share a checkpoint file."""
+    """Saves running samples' checkpoints off the event loop: each is a file written and renamed,
+    which on a busy disk can take milliseconds that would stall every other sample of the shard.
+    A sample still waits for its own checkpoint; samples never share a checkpoint file."""
 
     async def save(state: SampleCheckpoint) -> None:
         await asyncio.to_thread(workspace.save_checkpoint, state)

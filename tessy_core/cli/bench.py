@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -44,6 +43,7 @@ def decode(
     from tessy_core.engine.jsonl_job import PromptFileReport, read_sample_requests
     from tessy_core.workers import WorkerPool, WorkersConfig, WorkerStartError
     from tessy_core.workers.config import ServerSpec
+    from tessy_core.workers.process import free_ports
 
     from_paths = [teacher, student, teacher_predictor, student_predictor]
     if config is not None and any(p is not None for p in from_paths):
@@ -70,7 +70,7 @@ def decode(
                 workers = load_yaml_model(WorkersConfig, config, section="workers")
         else:
             state_dir = Path(tempfile.mkdtemp(prefix="tessy-bench-workers-"))
-            ports = _free_ports(2)
+            ports = free_ports(2)
             workers = WorkersConfig(
                 servers=[
                     ServerSpec(name="teacher", model_path=str(teacher), port=ports[0], venv=vllm_venv),
@@ -151,16 +151,6 @@ def _checkpoints_human(figures: dict) -> str:
             f"x{row['slowdown_vs_off']:<6} {row['checkpoints']:>5} checkpoints  {each} ms each"
         )
     return "\n".join(lines)
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _human(result: dict) -> str:

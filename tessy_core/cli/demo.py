@@ -8,7 +8,6 @@ prints where the published version is and its figures. The build config it runs 
 
 from __future__ import annotations
 
-import socket
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator, Literal
@@ -87,22 +86,13 @@ def _vllm_servers(world, state_dir: Path) -> Iterator[dict[str, list[str]]]:
 
 def _free_port_pair() -> int:
     """A port P with P and P+1 free right now."""
+    from tessy_core.workers.process import free_ports, port_is_free
+
     for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port < 65535 and _is_free(port + 1):
+        (port,) = free_ports(1)
+        if port < 65535 and port_is_free("127.0.0.1", port + 1):
             return port
     raise RuntimeError("no two consecutive free ports found")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 COMMANDS = [demo]

@@ -12,8 +12,7 @@ from tessy_core.build import pipeline
 from tessy_core.build.config import BuildConfig
 from tessy_core.build.progress import listening
 from tessy_core.build.workspace import BuildWorkspace
-from tessy_core.catalog import Catalog, build_samples, lineage_events, list_dataset_versions, select_prompts
-from tessy_core.catalog.prompts import PromptFilter
+from tessy_core.catalog import Catalog, build_samples, lineage_events, list_dataset_versions
 from tessy_core.publish import scan
 from tessy_core.quality.expectations import ValidationPolicy
 

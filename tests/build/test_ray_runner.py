@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import pytest
 from tessy_core.build.config import BuildConfig
 from tessy_core.build.progress import listening
 from tessy_core.publish import scan
+from tessy_core.workers.process import free_ports
 
 from tests.build.helpers import build_config_dict, seed_catalog
 from tests.flows.conftest import prefect_harness  # noqa: F401 - fixture reused here
@@ -34,12 +34,6 @@ SAME_COLUMNS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def local_ray_cluster(nodes: int = 2, startup_timeout_s: float = 600.0) -> Iterator[str]:
     """`ray start --head` plus `nodes - 1` worker nodes on 127.0.0.1, one CPU and a small object
@@ -47,7 +41,7 @@ def local_ray_cluster(nodes: int = 2, startup_timeout_s: float = 600.0) -> Itera
     group, so the teardown stops exactly the processes this fixture started."""
     # Ray puts Unix sockets under its temp dir: keep the path short.
     temp = Path(tempfile.mkdtemp(prefix="tessy-ray-", dir="/tmp"))
-    port = _free_port()
+    port, dashboard_port, client_port = free_ports(3)
     address = f"127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -67,7 +61,7 @@ def local_ray_cluster(nodes: int = 2, startup_timeout_s: float = 600.0) -> Itera
     ]
     head_cmd = [
         ray_bin, "start", "--head", "--port", str(port), "--temp-dir", str(temp), "--include-dashboard=false",
-        "--dashboard-port", str(_free_port()), "--ray-client-server-port", str(_free_port()), *per_node,
+        "--dashboard-port", str(dashboard_port), "--ray-client-server-port", str(client_port), *per_node,
     ]
     processes: list[subprocess.Popen] = []
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from tessy_core.workers.process import free_ports
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,9 @@ class PrefectServer:
         return response.json()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def prefect_server(home: Path, startup_timeout_s: float = 240.0) -> Iterator[PrefectServer]:
-    port = free_port()
+    (port,) = free_ports(1)
     server = PrefectServer(url=f"http://127.0.0.1:{port}", home=home)
     # The UI asks the server where its API is; without this it points at the default port.
     env = {**server.env(), "PREFECT_UI_API_URL": server.api_url}

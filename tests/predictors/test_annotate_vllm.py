@@ -26,7 +26,8 @@ from tessy_core.predictors.pipeline import (
     stage_annotate,
     stage_traces,
 )
-from tests.vllm_helpers import free_ports, require_vllm, tessy_json
+from tessy_core.workers.process import free_ports
+from tests.vllm_helpers import require_vllm, tessy_json
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,8 @@ from tessy_core.backends.openai_http import OpenAIHTTPBackend
 from tessy_core.backends.transformers_local import TransformersBackend
 from tessy_core.config import Mode, load_generation_config
 from tessy_core.engine import Role, SampleRequest, open_decoder, run_samples
-from tests.vllm_helpers import free_ports, require_vllm, tessy_json
+from tessy_core.workers.process import free_ports
+from tests.vllm_helpers import require_vllm, tessy_json
 
 pytestmark = pytest.mark.slow
 
