@@ -50,6 +50,17 @@ def servers(tmp_path, ending_models):
         tessy_json("workers", "stop", "--config", str(workers))
 
 
+def _wait_for_state(workers: Path, name: str, state: str, timeout_s: float = 60) -> dict[str, dict]:
+    """`tessy workers status` by server name, once server `name` is in `state`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = {s["name"]: s for s in tessy_json("workers", "status", "--config", str(workers))["servers"]}
+        if status[name]["state"] == state:
+            return status
+        assert time.monotonic() < deadline, f"{name} is {status[name]['state']}, not {state}, after {timeout_s:.0f} s"
+        time.sleep(0.5)
+
+
 def _finished_samples(work_dir: Path) -> int:
     """Samples the running build has staged so far: whole lines of its shard files (read only; the
     workspace's own reader trims a torn last line, which here is a line still being written)."""
@@ -93,8 +104,8 @@ def test_a_vllm_server_killed_and_restarted_mid_build_loses_nothing(tmp_path, en
         killed_at = time.monotonic()
         finished_at_kill = _finished_samples(tmp_path / "work")
 
-        status = {s["name"]: s for s in tessy_json("workers", "status", "--config", str(servers["config"]))["servers"]}
-        assert status["teacher"]["state"] == "stopped" and status["student"]["state"] == "healthy"
+        status = _wait_for_state(servers["config"], "teacher", "stopped")  # SIGKILL lands asynchronously
+        assert status["student"]["state"] == "healthy"
         time.sleep(3)  # the build meets the dead server: refused connections, broken streams
         assert build.poll() is None
         restarted = tessy_json("workers", "start", "--config", str(servers["config"]))
