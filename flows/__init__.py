@@ -1,4 +1,4 @@
-"""Prefect flows: thin compositions of the library's build steps (`tessy_core.build.pipeline`)."""
+"""Prefect flows: thin compositions of the library's build steps (`tessy_core.builder.pipeline`)."""
 
 from flows.build import build_dataset, run_build
 

@@ -1,6 +1,6 @@
 """The `build_dataset` flow: catalog -> shards of generation -> validation -> a published version.
 
-Every step is a function of `tessy_core.build.pipeline`; this module only decides what runs as a
+Every step is a function of `tessy_core.builder.pipeline`; this module only decides what runs as a
 Prefect task, maps the shards over the task runner, and publishes the build's artifacts.
 
     from flows import run_build
@@ -22,9 +22,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tessy_core.build import pipeline, report
-from tessy_core.build.config import BuildConfig, RunnerConfig, load_build_config
-from tessy_core.build.pipeline import BuildResult, PreparedBuild, ShardSummary
+from tessy_core.builder import pipeline, report
+from tessy_core.builder.config import BuildConfig, RunnerConfig, load_build_config
+from tessy_core.builder.pipeline import BuildResult, PreparedBuild, ShardSummary
 
 from flows.runners import task_runner_for
 

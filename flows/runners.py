@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from tessy_core.build.config import RunnerConfig
+from tessy_core.builder.config import RunnerConfig
 
 
 class RunnerUnavailable(RuntimeError):

@@ -17,7 +17,7 @@ from prefect.schedules import Cron
 
 from flows.build import build_dataset
 from flows.runners import task_runner_for
-from tessy_core.build.config import load_build_config
+from tessy_core.builder.config import load_build_config
 
 DEFAULT_CRON = "0 3 * * *"
 

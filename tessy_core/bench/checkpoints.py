@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tessy_core.backends.base import Completion, SamplingParams, TokenScores
-from tessy_core.build.shards import checkpoint_sink
-from tessy_core.build.workspace import BuildWorkspace
+from tessy_core.builder.shards import checkpoint_sink
+from tessy_core.builder.workspace import BuildWorkspace
 from tessy_core.chat import ChatFormat
 from tessy_core.config import FAMILY_MARKERS, EngineConfig, ModelFamily, SamplingConfig
 from tessy_core.engine.loop import CooperativeDecoder, Participant

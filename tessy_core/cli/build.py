@@ -24,7 +24,7 @@ def build(
     """Build the next version of a dataset: select prompts, generate, verify, validate, publish."""
     from pydantic import ValidationError
 
-    from tessy_core.build.config import load_build_config
+    from tessy_core.builder.config import load_build_config
 
     try:
         build_config = load_build_config(config)
@@ -51,7 +51,7 @@ def build(
 def run_with_progress(build_config, as_json: bool):
     """Run the build flow with a progress bar for people (none with --json); returns its result."""
     from flows.build import run_build
-    from tessy_core.build.progress import BuildEvent, listening
+    from tessy_core.builder.progress import BuildEvent, listening
 
     with Progress(
         TextColumn("[bold]build[/] {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
@@ -77,7 +77,7 @@ def run_with_progress(build_config, as_json: bool):
 
 
 def _human(result) -> str:
-    from tessy_core.build.report import outcome_rows, usage_rows
+    from tessy_core.builder.report import outcome_rows, usage_rows
 
     lines = [f"[bold]{result.message}[/]"]
     if result.build_id:

@@ -31,7 +31,7 @@ def demo(
     as_json: bool = typer.Option(False, "--json", help="print the build result as one JSON object"),
 ) -> None:
     """Build a TESSY dataset end to end on the small CPU model world."""
-    from tessy_core.build.config import BuildConfig, OutputConfig
+    from tessy_core.builder.config import BuildConfig, OutputConfig
     from tessy_core.catalog import Catalog, PromptFilter, ingest
     from tessy_core.cli.build import _human, run_with_progress
     from tessy_core.publish import LineageConfig

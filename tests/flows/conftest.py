@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.build.conftest import ending_models, moto_s3, s3_base  # noqa: F401 - fixtures reused here
+from tests.builder.conftest import ending_models, moto_s3, s3_base  # noqa: F401 - fixtures reused here
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")

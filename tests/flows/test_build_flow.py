@@ -7,12 +7,12 @@ import json
 import pytest
 import yaml
 
-from tessy_core.build.config import RunnerConfig
-from tessy_core.build.progress import listening
-from tessy_core.build.workspace import BuildWorkspace
+from tessy_core.builder.config import RunnerConfig
+from tessy_core.builder.progress import listening
+from tessy_core.builder.workspace import BuildWorkspace
 from tessy_core.catalog import Catalog, build_status
 
-from tests.build.helpers import build_config, build_config_dict, seed_catalog
+from tests.builder.helpers import build_config, build_config_dict, seed_catalog
 
 
 class ShardBroke(RuntimeError):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tessy_core.catalog import Catalog, list_dataset_versions
-from tests.build.helpers import build_config_dict, seed_catalog
+from tests.builder.helpers import build_config_dict, seed_catalog
 from tests.flows.prefect_server import PrefectServer, prefect_server
 
 pytestmark = pytest.mark.slow

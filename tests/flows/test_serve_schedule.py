@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tessy_core.publish import scan
-from tests.build.helpers import build_config_dict, seed_catalog
+from tests.builder.helpers import build_config_dict, seed_catalog
 from tests.flows.prefect_server import PrefectServer, prefect_server
 
 pytestmark = pytest.mark.slow

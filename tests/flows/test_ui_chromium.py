@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.build.helpers import build_config_dict, seed_catalog
+from tests.builder.helpers import build_config_dict, seed_catalog
 from tests.flows.prefect_server import prefect_server
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tessy_core.build.config import BuildConfig
+from tessy_core.builder.config import BuildConfig
 from tessy_core.workers.config import WorkersConfig
 
 REPO = Path(__file__).resolve().parents[2]

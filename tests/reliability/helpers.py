@@ -12,12 +12,12 @@ from typing import Any
 
 import yaml
 
-from tessy_core.build.config import BuildConfig
+from tessy_core.builder.config import BuildConfig
 from tessy_core.catalog import Catalog
 from tessy_core.catalog.connection import fetch_dicts
 from tessy_core.catalog.sql import query
 
-from tests.build.helpers import LENIENT_VALIDATION, build_config_dict
+from tests.builder.helpers import LENIENT_VALIDATION, build_config_dict
 
 REPO = Path(__file__).resolve().parents[2]
 VERIFIED_ONLY = {**LENIENT_VALIDATION, "publish": "verified_only"}

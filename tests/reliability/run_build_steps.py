@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from tessy_core.build import pipeline
-from tessy_core.build.config import load_build_config
+from tessy_core.builder import pipeline
+from tessy_core.builder.config import load_build_config
 
 
 def main(path: str) -> None:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tessy_core.build.config import BuildConfig
+from tessy_core.builder.config import BuildConfig
 from tessy_core.catalog import Catalog, build_samples, ingest
 from tessy_core.catalog.connection import fetch_dicts
 

@@ -14,7 +14,7 @@ import pytest
 from tessy_core.catalog import Catalog, build_accounting, build_status, list_dataset_versions
 from tessy_core.catalog.connection import first_row
 
-from tests.build.helpers import LENIENT_VALIDATION, seed_catalog
+from tests.builder.helpers import LENIENT_VALIDATION, seed_catalog
 from tests.reliability.fake_openai import FakeOpenAIServer
 from tests.reliability.helpers import REPO, child_env, finish, http_config_dict, start_steps, write_config
 

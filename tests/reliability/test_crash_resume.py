@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tessy_core.build.workspace import BuildWorkspace
+from tessy_core.builder.workspace import BuildWorkspace
 from tessy_core.catalog import Catalog, build_samples, build_status, list_dataset_versions, select_prompts
 from tessy_core.catalog.prompts import PromptFilter
 from tessy_core.publish import scan
 
-from tests.build.helpers import seed_catalog
+from tests.builder.helpers import seed_catalog
 from tests.reliability.fake_openai import Call, FakeOpenAIServer, problem_number
 from tests.reliability.helpers import (
     child_env,
@@ -112,7 +112,7 @@ def test_kill9_of_tessy_build_then_a_restart_publishes_every_prompt_once(tmp_pat
 
 
 def run_steps(config):
-    from tessy_core.build import pipeline
+    from tessy_core.builder import pipeline
 
     prepared = pipeline.prepare_build(config)
     shards = [pipeline.generate_shard(config, prepared.build_id, s.shard_id) for s in prepared.plan.shards]
@@ -162,7 +162,7 @@ def _build(root: Path, models, checkpoint_every: int, kill_at_request: int | Non
     """One build of 4 prompts (one shard, 2 samples at a time), optionally kill -9'd at a request
     and then run again; returns its staged records by prompt, the server's calls, and the calls
     before the kill."""
-    from tessy_core.build.config import BuildConfig
+    from tessy_core.builder.config import BuildConfig
 
     root.mkdir()
     seed_catalog(root, 4)

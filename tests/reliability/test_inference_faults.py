@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tessy_core.build.config import BuildConfig
+from tessy_core.builder.config import BuildConfig
 from tessy_core.catalog import Catalog, build_samples, list_dataset_versions
 from tessy_core.publish import scan
 
-from tests.build.helpers import LENIENT_VALIDATION, seed_catalog
+from tests.builder.helpers import LENIENT_VALIDATION, seed_catalog
 from tests.reliability.fake_openai import Call, FakeOpenAIServer
 from tests.reliability.helpers import http_config_dict
 from tests.reliability.test_crash_resume import run_steps

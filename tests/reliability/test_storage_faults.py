@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tessy_core.build import pipeline
-from tessy_core.build.config import BuildConfig
+from tessy_core.builder import pipeline
+from tessy_core.builder.config import BuildConfig
 from tessy_core.catalog import Catalog, build_status, list_dataset_versions
 from tessy_core.publish import StorageError, scan
 from tessy_core.publish.reader import list_versions
 from tessy_core.publish.storage import Storage
 
-from tests.build.helpers import LENIENT_VALIDATION, seed_catalog
+from tests.builder.helpers import LENIENT_VALIDATION, seed_catalog
 from tests.reliability.fake_openai import FakeOpenAIServer
 from tests.reliability.helpers import http_config_dict
 

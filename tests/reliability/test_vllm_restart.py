@@ -16,7 +16,7 @@ import yaml
 
 from tessy_core.catalog import Catalog, build_samples
 from tessy_core.publish import scan
-from tests.build.helpers import LENIENT_VALIDATION, seed_catalog
+from tests.builder.helpers import LENIENT_VALIDATION, seed_catalog
 from tests.reliability.helpers import child_env, finish, http_config_dict, kill_group, tessy_build, write_config
 from tessy_core.workers.process import free_ports
 from tests.vllm_helpers import require_vllm, tessy_json

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tessy_core.build.workspace import BuildWorkspace
+from tessy_core.builder.workspace import BuildWorkspace
 from tessy_core.engine.records import ModelUsage, Role, SampleCheckpoint, Span
 
 

@@ -23,11 +23,11 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from tessy_core.build.config import BuildConfig
-from tessy_core.build.progress import report
-from tessy_core.build.resplit import remaining_samples, resplit_remaining
-from tessy_core.build.shards import auto_shard_size, plan_build, run_shard, shard_requests
-from tessy_core.build.workspace import BuildPlan, BuildWorkspace
+from tessy_core.builder.config import BuildConfig
+from tessy_core.builder.progress import report
+from tessy_core.builder.resplit import remaining_samples, resplit_remaining
+from tessy_core.builder.shards import auto_shard_size, plan_build, run_shard, shard_requests
+from tessy_core.builder.workspace import BuildPlan, BuildWorkspace
 from tessy_core.catalog import (
     BuildStatus,
     Catalog,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tessy_core.build.config import BuildConfig
+from tessy_core.builder.config import BuildConfig
 from tessy_core.catalog import Catalog, ingest
 
 # Random-weight models never write code, so every generated sample is judged `no_code`: tests that

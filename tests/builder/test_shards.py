@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tessy_core.build.shards import plan_build, run_shard
-from tessy_core.build.workspace import BuildWorkspace, PlanMismatch
+from tessy_core.builder.shards import plan_build, run_shard
+from tessy_core.builder.workspace import BuildWorkspace, PlanMismatch
 from tessy_core.catalog.schema import PromptRecord
 from tessy_core.config import GenerationConfig
 

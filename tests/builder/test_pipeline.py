@@ -8,15 +8,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tessy_core.build import pipeline
-from tessy_core.build.config import BuildConfig
-from tessy_core.build.progress import listening
-from tessy_core.build.workspace import BuildWorkspace
+from tessy_core.builder import pipeline
+from tessy_core.builder.config import BuildConfig
+from tessy_core.builder.progress import listening
+from tessy_core.builder.workspace import BuildWorkspace
 from tessy_core.catalog import Catalog, build_samples, lineage_events, list_dataset_versions
 from tessy_core.publish import scan
 from tessy_core.quality.expectations import ValidationPolicy
 
-from tests.build.helpers import LENIENT_VALIDATION, build_config, seed_catalog
+from tests.builder.helpers import LENIENT_VALIDATION, build_config, seed_catalog
 
 
 class SimulatedCrash(BaseException):

@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from tessy_core.catalog.schema import PromptRecord
 from tessy_core.config import GenerationConfig
-from tessy_core.build.workspace import BuildPlan, BuildWorkspace, ShardSpec
+from tessy_core.builder.workspace import BuildPlan, BuildWorkspace, ShardSpec
 from tessy_core.engine.factory import open_decoder
 from tessy_core.engine.records import SampleCheckpoint, SampleRequest, SampleResult, sample_id_for
 from tessy_core.engine.runner import run_samples

@@ -17,12 +17,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tessy_core.build.config import BuildConfig
-from tessy_core.build.progress import listening
+from tessy_core.builder.config import BuildConfig
+from tessy_core.builder.progress import listening
 from tessy_core.publish import scan
 from tessy_core.workers.process import free_ports
 
-from tests.build.helpers import build_config_dict, seed_catalog
+from tests.builder.helpers import build_config_dict, seed_catalog
 from tests.flows.conftest import prefect_harness  # noqa: F401 - fixture reused here
 
 pytestmark = pytest.mark.slow

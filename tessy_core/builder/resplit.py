@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tessy_core.build.shards import shard_requests
-from tessy_core.build.workspace import BuildPlan, BuildWorkspace, ShardSpec
+from tessy_core.builder.shards import shard_requests
+from tessy_core.builder.workspace import BuildPlan, BuildWorkspace, ShardSpec
 from tessy_core.catalog.schema import PromptRecord
 from tessy_core.engine.records import SampleRequest
 

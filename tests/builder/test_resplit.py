@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from tessy_core.build.resplit import remaining_samples, resplit_remaining
-from tessy_core.build.shards import SHARDS_PER_WORKER, auto_shard_size, plan_build, shard_requests
-from tessy_core.build.workspace import BuildPlan, BuildWorkspace, PlanMismatch
+from tessy_core.builder.resplit import remaining_samples, resplit_remaining
+from tessy_core.builder.shards import SHARDS_PER_WORKER, auto_shard_size, plan_build, shard_requests
+from tessy_core.builder.workspace import BuildPlan, BuildWorkspace, PlanMismatch
 from tessy_core.catalog.schema import PromptRecord
 
 MODE = "tessy"

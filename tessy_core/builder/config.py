@@ -53,7 +53,7 @@ class BuildConfig(_Strict):
     shard_size: int | None = Field(
         None, ge=1,
         description="prompts per shard; None: sized from the runner's workers and the engine's concurrency "
-        "(tessy_core.build.shards.auto_shard_size). Where work runs, not what it is: a resume re-splits "
+        "(tessy_core.builder.shards.auto_shard_size). Where work runs, not what it is: a resume re-splits "
         "the remaining work with the current size.",
     )
     generation: GenerationConfig

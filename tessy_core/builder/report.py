@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tessy_core.build.pipeline import BuildResult
+from tessy_core.builder.pipeline import BuildResult
 
 OUTCOMES = ("published", "rejected", "failed", "pending")
 BAR_WIDTH = 30

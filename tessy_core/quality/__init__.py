@@ -1,0 +1,1 @@
+"""Quality gates over generated samples: expectations, bounds, style, policy."""
