@@ -25,6 +25,8 @@ REJECTED = "rejected"
 THINKING_BLOCK_OK = "checksingle_closed_thinking_block"
 VERDICT = "check_verdict"
 MISSING_VERDICT = "missing"
+# Each sample's outcome as the catalog will count it: published (train), rejected, failed (generation).
+OUTCOME = "check_outcome"
 
 DEFAULT_REQUIRED_COLUMNS: tuple[str, ...] = (
     "sample_id",
@@ -58,6 +60,16 @@ class ValidationPolicy(_Strict):
     teacher_share_band: ShareBand = ShareBand()
     interleaved_mode: str = Field("tessy", description="the mode whose samples the teacher share band applies to")
     min_pass_rate: float = Field(0.3, ge=0.0, le=1.0, description="share of generated samples verified as accepted")
+    # A build where many samples never finished generating (thinking cap, repetition, a dying server)
+    # or most finished ones are thrown away is not healthy, even when what is left passes every check.
+    max_failed_share: float = Field(
+        0.25, ge=0.0, le=1.0, description="share of all samples whose generation failed; 1: not checked"
+    )
+    max_rejected_share: float = Field(
+        0.8, ge=0.0, le=1.0,
+        description="share of all samples that generated but were rejected (verdict, format, style); 1: not "
+        "checked. Above 1 - min_pass_rate it never fires alone under verified_only",
+    )
     accepted_verdict: str = "accepted"
     min_published_rows: int = Field(1, ge=0)
     on_failure: Literal["block", "publish_with_warnings"] = "block"
@@ -78,6 +90,8 @@ class ExpectationOutcome(_Strict):
     observed_value: Any = None
     unexpected_examples: list[Any] = Field(default_factory=list)
     error: str | None = None
+    observed: str | None = Field(None, description="what was measured, for people (e.g. '60.0% failed (24/40)')")
+    threshold: str | None = Field(None, description="what the check asks, for people (e.g. '<= 25%')")
 
 
 class SuiteResult(_Strict):
@@ -160,6 +174,20 @@ def build_suite(policy: ValidationPolicy):
                 ),
             )
         )
+    for check, outcome, limit in (
+        ("failed_share", "failed", policy.max_failed_share),
+        ("rejected_share", "rejected", policy.max_rejected_share),
+    ):
+        if limit < 1:
+            # `mostly` is the share that must not be `outcome`: at most `limit` of all samples may be.
+            checks.append(
+                (
+                    check,
+                    expect.ExpectColumnValuesToNotBeInSet(
+                        column=OUTCOME, value_set=[outcome], mostly=round(1.0 - limit, 10)
+                    ),
+                )
+            )
     if policy.publish == "verified_only":
         checks.append(
             (
@@ -193,6 +221,15 @@ def with_derived_checks(df: pl.DataFrame, policy: ValidationPolicy) -> pl.DataFr
         else pl.lit(None, dtype=pl.Utf8)
     )
     derived.append(verdict.fill_null(MISSING_VERDICT).alias(VERDICT))
+    if "status" in df.columns and "split" in df.columns:
+        outcome = (
+            pl.when(pl.col("status") != "ok").then(pl.lit("failed"))
+            .when(pl.col("split") == TRAIN).then(pl.lit("published"))
+            .otherwise(pl.lit("rejected"))
+        )
+        derived.append(outcome.alias(OUTCOME))
+    else:  # the schema check reports the missing column; the share checks then see no outcome
+        derived.append(pl.lit(None, dtype=pl.Utf8).alias(OUTCOME))
     return df.with_columns(derived)
 
 
@@ -243,8 +280,10 @@ def _outcome(result: dict[str, Any]) -> ExpectationOutcome:
     info = result.get("exception_info") or {}
     infos = [info] if "raised_exception" in info else [i for i in info.values() if isinstance(i, dict)]
     errors = [i.get("exception_message") or "unknown error" for i in infos if i.get("raised_exception")]
+    check = (config.get("meta") or {}).get("check", config["type"])
+    observed, threshold = describe(check, config["type"], config["kwargs"], details)
     return ExpectationOutcome(
-        check=(config.get("meta") or {}).get("check", config["type"]),
+        check=check,
         expectation=config["type"],
         column=config["kwargs"].get("column"),
         success=bool(result["success"]),
@@ -254,7 +293,77 @@ def _outcome(result: dict[str, Any]) -> ExpectationOutcome:
         observed_value=details.get("observed_value"),
         unexpected_examples=list(details.get("partial_unexpected_list") or [])[:5],
         error="; ".join(dict.fromkeys(errors)) or None,
+        observed=observed,
+        threshold=threshold,
     )
+
+
+# Checks whose figure is the share of rows that are *not* as expected (the failed share), or that are
+# (the pass rate): said as a share, not as "k unexpected".
+_UNEXPECTED_SHARE = {"failed_share": "failed", "rejected_share": "rejected"}
+_EXPECTED_SHARE = {"pass_rate": "accepted"}
+
+
+def describe(check: str, expectation: str, kwargs: dict[str, Any], details: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(observed, threshold) of one GX result in words: every validation row says what was measured
+    and what the check asks, not only whether it passed."""
+    total = details.get("element_count")
+    bad = details.get("unexpected_count")
+    mostly = kwargs.get("mostly")
+    if expectation == "expect_table_columns_to_match_set":
+        required = list(kwargs.get("column_set") or [])
+        present = set(details.get("observed_value") or [])
+        missing = [c for c in required if c not in present]
+        observed = f"missing: {', '.join(missing)}" if missing else f"all {len(required)} present"
+        return observed, f"{len(required)} required columns"
+    if expectation == "expect_table_row_count_to_be_between":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        threshold = f">= {low} rows" if high is None else f"{low}-{high} rows"
+        return f"{details.get('observed_value')} rows", threshold
+    if total is None or bad is None:
+        return (None if details.get("observed_value") is None else str(details.get("observed_value"))), None
+    if check in _UNEXPECTED_SHARE:
+        share = bad / total if total else 0.0
+        return (f"{share:.1%} {_UNEXPECTED_SHARE[check]} ({bad}/{total})",
+                f"<= {_percent(1.0 - (mostly if mostly is not None else 1.0))}")
+    if check in _EXPECTED_SHARE:
+        good = total - bad
+        share = good / total if total else 0.0
+        return (f"{share:.1%} {_EXPECTED_SHARE[check]} ({good}/{total})",
+                f">= {_percent(mostly if mostly is not None else 1.0)}")
+    rows = f"{total} row{'s' if total != 1 else ''}"
+    observed = f"{bad} of {rows} outside" if bad else f"all {rows} meet it"
+    if bad and details.get("partial_unexpected_list"):
+        observed += f", e.g. {_short(details['partial_unexpected_list'][:2])}"
+    if expectation == "expect_column_values_to_not_be_null":
+        threshold = "no nulls"
+    elif expectation == "expect_column_values_to_be_unique":
+        threshold = "all unique"
+    elif expectation in ("expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set"):
+        values = ", ".join(str(v) for v in kwargs.get("value_set") or [])
+        threshold = ("in {" if expectation.endswith("_be_in_set") else "not in {") + values + "}"
+    elif expectation == "expect_column_value_lengths_to_be_between":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        threshold = f"{low}-{high} chars" if high is not None else f">= {low} chars"
+    elif expectation == "expect_column_values_to_be_between":
+        threshold = f"in [{kwargs.get('min_value'):g}, {kwargs.get('max_value'):g}]"
+    elif expectation == "expect_column_values_to_match_regex":
+        threshold = f"matches {kwargs.get('regex')}"
+    else:
+        threshold = None
+    if mostly is not None and mostly < 1 and threshold:
+        threshold += f" for >= {_percent(mostly)} of rows"
+    return observed, threshold
+
+
+def _percent(share: float) -> str:
+    text = f"{share * 100:.1f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+def _short(values: list[Any], limit: int = 60) -> str:
+    text = repr(values)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _summary_markdown(success: bool, policy: ValidationPolicy, outcomes: list[ExpectationOutcome], rows: int) -> str:
@@ -268,22 +377,28 @@ def _summary_markdown(success: bool, policy: ValidationPolicy, outcomes: list[Ex
         "",
         f"{passed}/{len(outcomes)} expectations met over {rows} samples (publish: `{policy.publish}`).",
         "",
-        "| check | result | detail |",
-        "|---|---|---|",
     ]
-    lines += [f"| {o.check} | {'ok' if o.success else '**failed**'} | {_detail(o)} |" for o in outcomes]
+    lines += outcome_table(outcomes)
     return "\n".join(lines)
 
 
-def _detail(outcome: ExpectationOutcome) -> str:
+def outcome_table(outcomes: list[ExpectationOutcome]) -> list[str]:
+    """Markdown rows: check, verdict, observed value, threshold (failed checks first)."""
+    lines = ["| check | verdict | observed | threshold |", "|---|---|---|---|"]
+    ordered = sorted(outcomes, key=lambda o: o.success)
+    lines += [
+        f"| {o.check} | {'ok' if o.success else '**FAILED**'} | {_observed_cell(o)} | {_cell(o.threshold or '-')} |"
+        for o in ordered
+    ]
+    return lines
+
+
+def _observed_cell(outcome: ExpectationOutcome) -> str:
     if outcome.error:
         return _cell(f"error: {outcome.error}")
-    if outcome.unexpected_count is not None:
-        text = f"{outcome.unexpected_count}/{outcome.element_count} unexpected"
-        if outcome.unexpected_count and outcome.unexpected_examples:
-            text += f", e.g. {outcome.unexpected_examples[:3]!r}"
-        return _cell(text)
-    return _cell(f"observed {outcome.observed_value!r}")
+    if outcome.observed is not None:
+        return _cell(outcome.observed)
+    return _cell("-" if outcome.observed_value is None else repr(outcome.observed_value))
 
 
 def _cell(text: str, limit: int = 160) -> str:
@@ -298,7 +413,10 @@ def with_style(suite: SuiteResult, style: StyleReport | None) -> SuiteResult:
         return suite
     outcomes = [
         ExpectationOutcome(check=f"style_{check.check}", expectation="tessy_style_gate", column=None,
-                           success=check.success, observed_value=check.observed, error=None if check.observed is not None else check.detail)
+                           success=check.success, observed_value=check.observed,
+                           error=None if check.observed is not None else check.detail,
+                           observed=None if check.observed is None else f"{check.observed:.4g}",
+                           threshold=check.threshold)
         for check in style.checks
     ]
     blocks = not style.success and style.on_failure == "block"

@@ -18,6 +18,8 @@ LENIENT_VALIDATION: dict[str, Any] = {
     "publish": "all_with_verdicts",
     "think_close": "\n</think>\n\n",
     "min_pass_rate": 0.0,
+    "max_failed_share": 1.0,
+    "max_rejected_share": 1.0,
     "teacher_share_band": {"low": 0.0, "high": 1.0},
     "thinking_chars": {"min_chars": 0},
     "answer_chars": {"min_chars": 0},

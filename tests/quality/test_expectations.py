@@ -32,7 +32,8 @@ def test_a_good_version_passes_and_its_result_is_storable():
     assert checks == {
         "schema", "sample_id_not_null", "sample_id_unique", "split_labelled", "published_not_empty",
         "no_failed_sample_published", "single_closed_thinking_block", "answer_not_null", "answer_not_empty",
-        "thinking_length", "answer_length", "teacher_share_band", "pass_rate", "published_verified",
+        "thinking_length", "answer_length", "teacher_share_band", "pass_rate", "failed_share", "rejected_share",
+        "published_verified",
     }
     stored = json.loads(json.dumps(result.gx_result))
     assert stored["success"] is True and len(stored["results"]) == len(checks)
@@ -57,7 +58,7 @@ DEFECTS: dict[str, tuple[Callable, list[str] | None, dict[str, Any]]] = {
     "sample_id_not_null": (_set(3, sample_id=None), None, {}),
     "sample_id_unique": (_set(3, sample_id="s0000"), None, {}),
     "split_labelled": (lambda rows: rows, ["train"] * (N - 1) + ["dev"], {}),
-    "published_not_empty": (lambda rows: rows, ["rejected"] * N, {}),
+    "published_not_empty": (lambda rows: rows, ["rejected"] * N, {"max_rejected_share": 1.0}),
     "no_failed_sample_published": (_set(2, status="failed", failure_reason="repetition"), ["train"] * N, {}),
     "single_closed_thinking_block": (
         _set(1, assistant="<think>\nhalf</think>\nmore</think>\n\nanswer"), ["train"] * N, {}),
@@ -70,6 +71,12 @@ DEFECTS: dict[str, tuple[Callable, list[str] | None, dict[str, Any]]] = {
         lambda rows: [r if i < 2 else {**r, "verification": {"verdict": "wrong_answer", "passed": 0, "total": 1}}
                       for i, r in enumerate(rows)], None, {"min_pass_rate": 0.3}),
     "published_verified": (_set(6, verification={"verdict": "time_limit", "passed": 0, "total": 1}), ["train"] * N, {}),
+    "failed_share": (
+        lambda rows: [{**r, "status": "failed", "failure_reason": "thinking_token_cap"} if i < 3 else r
+                      for i, r in enumerate(rows)], None, {"max_failed_share": 0.25}),
+    "rejected_share": (
+        lambda rows: [{**r, "answer": " "} if i < 3 else r for i, r in enumerate(rows)], None,
+        {"max_rejected_share": 0.25}),
 }
 
 
@@ -84,9 +91,39 @@ def test_each_expectation_fails_on_its_defect(check):
     assert not result.success
     assert result.failed_checks == [check], result.summary_markdown
     assert result.blocks_publish
-    assert "**failed**" in result.summary_markdown and "FAILED: publishing blocked" in result.summary_markdown
+    assert "**FAILED**" in result.summary_markdown and "FAILED: publishing blocked" in result.summary_markdown
     failed = result.outcome(check)
     assert failed.error is None, failed.error
+    # Every row says what was measured against what: the failed one is in the table with both.
+    assert failed.observed and failed.threshold, failed
+    assert f"| {check} | **FAILED** | {failed.observed} | {failed.threshold} |" in result.summary_markdown
+
+
+def test_share_checks_say_the_observed_share_against_the_threshold():
+    rows = good_rows(N)
+    for i in range(5):  # 5 of 8 never finished generating: 62.5% failed
+        rows[i] = {**rows[i], "status": "failed", "failure_reason": "thinking_token_cap"}
+    policy = POLICY.model_copy(update={"max_failed_share": 0.25, "max_rejected_share": 0.5})
+    result = run_suite(split_by_policy(frame(rows), policy), policy)
+    assert result.failed_checks == ["failed_share"], result.summary_markdown
+    failed = result.outcome("failed_share")
+    assert (failed.observed, failed.threshold) == ("62.5% failed (5/8)", "<= 25%")
+    rejected = result.outcome("rejected_share")
+    assert rejected.success and (rejected.observed, rejected.threshold) == ("0.0% rejected (0/8)", "<= 50%")
+    # The pass rate counts generated samples (3 of 3 accepted); the failures are the failed share's.
+    assert result.outcome("pass_rate").observed == "100.0% accepted (3/3)"
+    assert result.outcome("pass_rate").threshold == ">= 30%"
+    assert result.outcome("schema").observed == f"all {len(POLICY.required_columns)} present"
+    # The failed check leads the table.
+    table = result.summary_markdown.split("| check | verdict | observed | threshold |")[1]
+    assert table.strip().splitlines()[1].startswith("| failed_share | **FAILED** | 62.5% failed (5/8) | <= 25% |")
+
+
+def test_share_thresholds_of_one_turn_the_share_checks_off():
+    policy = POLICY.model_copy(update={"max_failed_share": 1.0, "max_rejected_share": 1.0})
+    rows = [{**r, "status": "failed", "failure_reason": "repetition"} if i else r for i, r in enumerate(good_rows(N))]
+    result = run_suite(split_by_policy(frame(rows), policy), policy)
+    assert result.success and not {"failed_share", "rejected_share"} & {o.check for o in result.outcomes}
 
 
 def test_the_same_defects_pass_once_the_policy_moves_them_to_rejected():
