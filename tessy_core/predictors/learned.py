@@ -19,11 +19,13 @@ _CHARS_PER_TOKEN_BOUND = 8
 
 
 class LearnedPredictor:
-    def __init__(self, path: str | Path, *, window_tokens: int | None = None, device: str = "cpu", max_batch: int = 64):
+    def __init__(self, path: str | Path, *, window_tokens: int | None = None, device: str = "auto", max_batch: int = 64):
         import torch
         from tessy_core.model_loading import load_pretrained
+        from tessy_core.predictors.devices import resolve_device
 
         path = Path(path)
+        device = resolve_device(device)
         self._torch = torch
         self.tokenizer = load_pretrained("AutoTokenizer", path)
         if not self.tokenizer.is_fast:
@@ -32,8 +34,10 @@ class LearnedPredictor:
         if self.model.config.num_labels != 2:
             raise ValueError(f"{path}: expected a 2-label token classifier, got {self.model.config.num_labels} labels")
         metadata = json.loads((path / METADATA_FILE).read_text()) if (path / METADATA_FILE).exists() else {}
+        # The window it was trained with, unless the config sets one (released folders: 200).
         self.window_tokens = window_tokens or int(metadata.get("window_tokens", 200))
         self._device = device
+        self.device = device
         self._pad_id = pad_id_of(self.tokenizer)
         self._identity = f"learned:{metadata.get('name', path.name)}@{metadata.get('version', 'local')}"
         self._batcher: MicroBatcher[list[int], list[int]] = MicroBatcher(self._predict_batch, max_batch)
