@@ -108,3 +108,32 @@ CREATE TABLE IF NOT EXISTS lineage_events (
     outputs JSON NOT NULL,
     payload JSON NOT NULL                   -- the full event as emitted
 );
+
+-- SFT evaluations of published versions (`tessy evaluate sft`): the student fine-tuned on a version,
+-- then the base and the fine-tuned student measured on held-out problems. One row per evaluation run;
+-- the flat figure columns are the means over repeats, `results` holds everything (per repeat too).
+CREATE TABLE IF NOT EXISTS evaluations (
+    evaluation_id VARCHAR PRIMARY KEY,
+    dataset_name VARCHAR NOT NULL,
+    dataset_version VARCHAR NOT NULL,       -- vN, as in dataset_versions.version
+    manifest_checksum VARCHAR NOT NULL,     -- sha256 of the version's manifest.json
+    base_model VARCHAR NOT NULL,            -- models.name
+    base_model_path VARCHAR NOT NULL,
+    tuned_model_path VARCHAR,
+    config JSON NOT NULL,                   -- what shapes the figures (EvaluationConfig.identity())
+    config_hash VARCHAR NOT NULL,
+    code JSON NOT NULL,                     -- {"package", "version", "git_commit"}
+    eval_prompt_ids JSON NOT NULL,          -- the held-out problems, ordered
+    status VARCHAR NOT NULL,                -- running | succeeded | failed
+    error VARCHAR,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ,
+    lineage_run_id VARCHAR,
+    pass_at_1_base DOUBLE,
+    pass_at_1_tuned DOUBLE,
+    style_nll_base DOUBLE,
+    style_nll_tuned DOUBLE,
+    format_ok_base DOUBLE,
+    format_ok_tuned DOUBLE,
+    results JSON                            -- {"base": ModelFigures, "tuned": ModelFigures, "training": ...}
+);

@@ -13,7 +13,8 @@ from tessy_core.publish.naming import split_file_pattern, version_dir
 DEFAULT_CONFIG = "default"
 
 
-def render_card(manifest: Manifest) -> str:
+def render_card(manifest: Manifest, evaluations_markdown: str = "") -> str:
+    """The card; `evaluations_markdown` is the SFT evaluation section (tessy_core.evaluation.report)."""
     front_matter = {"configs": hf_configs(manifest), "tags": ["tessy", "sft", "reasoning"]}
     sections = [
         f"---\n{yaml.safe_dump(front_matter, sort_keys=False)}---",
@@ -25,6 +26,7 @@ def render_card(manifest: Manifest) -> str:
         _json_section("Boundary predictors", manifest.predictors),
         _json_section("Figures", manifest.figures),
         _json_section("Validation", manifest.validation),
+        evaluations_markdown.strip(),
         _usage(manifest),
     ]
     return "\n\n".join(section for section in sections if section) + "\n"
