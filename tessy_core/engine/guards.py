@@ -37,3 +37,34 @@ def has_repetition_loop(text: str, *, min_words: int, max_words: int, repeats: i
         if all(tail[i : i + n] == unit for i in range(0, span, n)):
             return True
     return False
+
+
+class PromptTally:
+    """The token count of one model's growing prompt (its template, then the shared trace).
+
+    Counting the whole prompt before every request would tokenize a long trace thousands of times,
+    so only what was appended since the last count is tokenized. Tokens can merge across the join,
+    so each join may be off by a token or two: `count` returns the estimate with that error bound,
+    and `exact=True` counts the whole prompt (the engine does so only near the context's end).
+    """
+
+    ERROR_PER_JOIN = 2
+
+    def __init__(self, count_tokens):
+        self._count_tokens = count_tokens
+        self._text = ""
+        self._tokens = 0
+        self._joins = 0
+
+    def count(self, prompt: str, *, exact: bool = False) -> tuple[int, int]:
+        """(tokens, error bound) of `prompt`."""
+        if not exact and self._text and prompt.startswith(self._text):
+            if len(prompt) > len(self._text):
+                self._tokens += self._count_tokens(prompt[len(self._text) :])
+                self._joins += 1
+                self._text = prompt
+        else:
+            self._tokens = self._count_tokens(prompt)
+            self._joins = 0
+            self._text = prompt
+        return self._tokens, self._joins * self.ERROR_PER_JOIN

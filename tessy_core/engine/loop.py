@@ -15,7 +15,7 @@ from typing import AsyncIterator, Awaitable, Callable
 from tessy_core.backends.base import Backend, BackendError, Completion, SamplingParams, StreamingBackend
 from tessy_core.chat import ChatFormat
 from tessy_core.config import EngineConfig, Mode, SamplingConfig
-from tessy_core.engine.guards import extend_to_word_end, first_word_end, has_repetition_loop
+from tessy_core.engine.guards import PromptTally, extend_to_word_end, first_word_end, has_repetition_loop
 from tessy_core.engine.records import (
     ModelUsage,
     Role,
@@ -58,9 +58,12 @@ class Participant:
 
 
 class SampleFailed(Exception):
-    def __init__(self, reason: str, detail: str):
+    """An attempt failed. `final`: no other attempt could succeed (the sample ends at once)."""
+
+    def __init__(self, reason: str, detail: str, *, final: bool = False):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
+        self.final = final
 
 
 class CooperativeDecoder:
@@ -118,6 +121,7 @@ class CooperativeDecoder:
             return
         while True:
             outcome: dict = {}
+            final = False
             try:
                 async for _ in self._attempt(request, state, checkpoint, outcome):
                     yield
@@ -126,11 +130,11 @@ class CooperativeDecoder:
                 )
                 return
             except SampleFailed as failure:
-                detail = str(failure)
+                detail, final = str(failure), failure.final
             except BackendError as failure:
                 detail = f"backend_error: {failure}"
             state.attempt_failures.append(detail)
-            if state.attempt >= self.engine.max_attempts:
+            if final or state.attempt >= self.engine.max_attempts:
                 run.result = self._result(request, state, "failed", detail, state.thinking, "", None, started)
                 return
             state = self._fresh_state(request, state.attempt + 1, state.attempt_failures, state.usage)
@@ -171,14 +175,22 @@ class CooperativeDecoder:
         writers, answer_role = MODE_PLAN[self.mode]
         interleaved = len(writers) > 1
         thinking = state.thinking
+        # Each model's prompt length, counted as the trace grows (exactly near the context's end).
+        tallies = {role: PromptTally(p.backend.count_tokens) for role, p in self.participants.items()}
         while True:
             participant = self.participants[state.active]
             thinking_tokens = sum(s.tokens_kept for s in state.spans)
             budget = self.engine.max_thinking_tokens - thinking_tokens
             if budget <= 0:
                 raise SampleFailed("thinking_token_cap", f"thinking exceeded {self.engine.max_thinking_tokens} tokens")
-            completion, cut = await self._span_request(request, state, participant, thinking, budget, interleaved)
+            wanted = budget if not interleaved else min(budget, self._span_cap(participant))
+            room, full = self._thinking_room(request, participant.role, thinking, tallies, wanted)
+            if room is not None and room <= 0:
+                raise SampleFailed("context_exhausted", full, final=True)
+            limit = budget if room is None else min(budget, room)
+            completion, cut = await self._span_request(request, state, participant, thinking, limit, interleaved)
             state.steps += 1
+            self._check_stripped(participant, completion.text)
             chunk = completion.text
             kept = chunk if cut is None else chunk[:cut]
             kept_tokens = completion.num_tokens if cut is None else participant.backend.count_tokens(kept)
@@ -193,8 +205,22 @@ class CooperativeDecoder:
             elif completion.ended_turn:
                 ended_by = SpanEnd.end_of_thinking
             elif not interleaved and completion.finish_reason == "length":
+                if limit < budget:
+                    raise SampleFailed("context_exhausted", full, final=True)
                 raise SampleFailed("thinking_token_cap", f"thinking exceeded {self.engine.max_thinking_tokens} tokens")
-            self._append(state, participant.role, kept, kept_tokens, completion.num_tokens, ended_by)
+            generated = completion.num_tokens
+            if ended_by is SpanEnd.end_of_thinking and await self._next_message_continues(
+                request, state, participant, thinking + kept, completion
+            ):
+                # Another message of thinking (harmony analysis): the thinking goes on, its header
+                # replaced by a separator in the shared trace.
+                separator = participant.chat.markers.message_separator
+                kept += separator
+                separator_tokens = participant.backend.count_tokens(separator)
+                kept_tokens += separator_tokens
+                generated += separator_tokens
+                ended_by = None
+            self._append(state, participant.role, kept, kept_tokens, generated, ended_by)
             thinking += kept
 
             if state.steps % self.engine.repetition_check_every == 0 or ended_by is SpanEnd.end_of_thinking:
@@ -211,6 +237,79 @@ class CooperativeDecoder:
         yield
         outcome["answer"] = await self._answer(request, state, thinking, answer_role)
         outcome["thinking"], outcome["answer_role"] = thinking, answer_role
+
+    def _span_cap(self, participant: Participant) -> int:
+        """The most tokens one interleaved span request may ask for."""
+        if self.engine.span_requests == "fixed" or not isinstance(participant.backend, StreamingBackend):
+            return participant.span_tokens
+        return self.engine.stream_max_tokens
+
+    def _answer_reserve(self, participant: Participant) -> int:
+        """Tokens the answer writer keeps free in its context: the answer's opener and its budget."""
+        return self.engine.max_answer_tokens + participant.backend.count_tokens(participant.chat.markers.answer_open)
+
+    def _thinking_room(
+        self, request: SampleRequest, writer: Role, thinking: str, tallies: dict[Role, PromptTally], wanted: int
+    ) -> tuple[int | None, str]:
+        """How many more tokens the trace may grow before a model that must read it runs out of
+        context: the writer itself, and the answer writer, who keeps room for the whole answer.
+        None when no context is known. The answer writer's room is in its own tokens, which bounds
+        another writer's tokens only roughly (the trace is checked again before every request).
+        Also says, for a sample that must end, which context is full and why."""
+        _, answer_role = MODE_PLAN[self.mode]
+        tightest: tuple[int, str] | None = None
+        for role in dict.fromkeys((writer, answer_role)):
+            participant = self.participants[role]
+            if participant.context_tokens is None:
+                continue
+            reserve = self._answer_reserve(participant) if role is answer_role else 0
+            prompt = participant.chat.thinking_prompt(request.problem) + thinking
+            tokens, error = tallies[role].count(prompt)
+            room = participant.context_tokens - tokens - reserve - error
+            if error and room <= wanted:
+                # Close to the limit: count exactly, no estimate.
+                tokens, _ = tallies[role].count(prompt, exact=True)
+                room = participant.context_tokens - tokens - reserve
+            if tightest is None or room < tightest[0]:
+                kept_free = f", and {reserve} are kept for the answer" if reserve else ""
+                tightest = (
+                    room,
+                    f"the {role.value} model's context ({participant.context_tokens} tokens) is full: its prompt "
+                    f"and the thinking so far take {tokens} tokens{kept_free}",
+                )
+        return (None, "") if tightest is None else tightest
+
+    async def _next_message_continues(
+        self, request: SampleRequest, state: SampleCheckpoint, participant: Participant, thinking: str, completion: Completion
+    ) -> bool:
+        """After a model closed one message of its thinking (harmony `<|end|>`), whether its next
+        message continues the thinking (another analysis message) rather than ending it (the final
+        channel). Asks the model for the header of its next message: a few tokens."""
+        markers = participant.chat.markers
+        if not markers.message_end or not markers.continue_header or completion.stop_string != markers.message_end:
+            return False
+        header = markers.continue_header
+        probe = await participant.backend.complete(
+            participant.chat.thinking_prompt(request.problem) + thinking + markers.message_end,
+            max_tokens=max(participant.backend.count_tokens(header), 1),
+            sampling=self._sampling(participant, request, state, salt="next-header"),
+            affinity_key=f"{request.sample_id}/{participant.role.value}",
+        )
+        usage = state.usage[participant.role]
+        usage.requests += 1
+        usage.tokens_generated += probe.num_tokens  # a header: neither kept nor cut at a boundary
+        return probe.text.startswith(header)
+
+    def _check_stripped(self, participant: Participant, text: str) -> None:
+        signature = participant.chat.stripped_signature(text)
+        if signature is not None:
+            raise SampleFailed(
+                "special_tokens_stripped",
+                f"the {participant.role.value} model's text shows {signature!r} where its markers should be: the "
+                "server or a proxy strips special tokens (tessy sends skip_special_tokens=false), so its thinking "
+                "cannot be told from its answer",
+                final=True,
+            )
 
     async def _span_request(
         self,
@@ -310,9 +409,22 @@ class CooperativeDecoder:
 
     async def _answer(self, request: SampleRequest, state: SampleCheckpoint, thinking: str, role: Role) -> str:
         writer = self.participants[role]
+        prompt = writer.chat.answer_prompt(request.problem, thinking)
+        max_tokens = self.engine.max_answer_tokens
+        context = writer.context_tokens
+        if context is not None:
+            # The thinking was held to leave this room; a cross-tokenizer estimate may have missed.
+            prompt_tokens = writer.backend.count_tokens(prompt)
+            if prompt_tokens >= context:
+                raise SampleFailed(
+                    "context_exhausted",
+                    f"the {role.value} model's answer prompt takes {prompt_tokens} tokens of its {context}-token context",
+                    final=True,
+                )
+            max_tokens = min(max_tokens, context - prompt_tokens)
         completion = await writer.backend.complete(
-            writer.chat.answer_prompt(request.problem, thinking),
-            max_tokens=self.engine.max_answer_tokens,
+            prompt,
+            max_tokens=max_tokens,
             sampling=self._sampling(writer, request, state, salt="answer"),
             affinity_key=f"{request.sample_id}/{role.value}",
         )
@@ -321,6 +433,12 @@ class CooperativeDecoder:
         usage.tokens_generated += completion.num_tokens
         usage.tokens_kept += completion.num_tokens
         if not completion.ended_turn:
+            if max_tokens < self.engine.max_answer_tokens:
+                raise SampleFailed(
+                    "context_exhausted",
+                    f"the answer ran out of the {role.value} model's context ({context} tokens) after {max_tokens} tokens",
+                    final=True,
+                )
             raise SampleFailed("answer_token_cap", f"the answer exceeded {self.engine.max_answer_tokens} tokens")
         if not completion.text.strip():
             raise SampleFailed("empty_answer", "the final answer is empty")

@@ -9,6 +9,11 @@ from typing import Sequence
 from tessy_core.backends.base import BackendError, Completion, SamplingParams, TokenScores
 
 
+# What a harmony model writes after closing its analysis message to end its thinking: the header of
+# its final message (the engine asks for it after every `<|end|>`; see CooperativeDecoder).
+FINAL_HEADER = ("<|start|>assistant<|channel|>final<|message|>", "length")
+
+
 class ScriptedBackend:
     """Answers each complete() with the next scripted reply; a token is a whitespace-delimited word.
 

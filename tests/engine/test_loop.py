@@ -9,7 +9,7 @@ from tessy_core.chat import ChatFormat
 from tessy_core.config import FAMILY_MARKERS, EngineConfig, Mode, ModelFamily, SamplingConfig
 from tessy_core.engine import CooperativeDecoder, Participant, Role, SampleRequest, SpanEnd, run_samples
 from tessy_core.predictors.lexicon import LexiconPredictor
-from tests.engine.scripted import ScriptedBackend
+from tests.engine.scripted import FINAL_HEADER, ScriptedBackend
 
 STUDENT_STYLE = ["Okay,", "Okay, so", "Hmm,", "so", "Wait,", "let me see"]
 TEACHER_STYLE = ["We need to", "Thus", "Compute:", "Now"]
@@ -38,7 +38,7 @@ async def test_interleaves_cuts_at_boundaries_and_student_answers():
     decoder = _decoder(
         teacher_replies=[
             (" we read n numbers. Thus print", "length"),  # cut before " Thus": 2 tokens rolled back
-            (" sum of them.<|end|>", "stop"),  # the teacher ends the thinking (harmony marker)
+            (" sum of them.<|end|>", "stop"), FINAL_HEADER,  # the teacher ends the thinking (harmony marker)
         ],
         student_replies=[
             ("Okay, so the sum", "length"),  # cut at " the" (capability)
@@ -69,7 +69,7 @@ async def test_interleaves_cuts_at_boundaries_and_student_answers():
 
 async def test_each_model_sees_its_own_template_and_the_shared_trace():
     decoder = _decoder(
-        teacher_replies=[(" we add. Thus", "length"), (" done<|end|>", "stop")],
+        teacher_replies=[(" we add. Thus", "length"), (" done<|end|>", "stop"), FINAL_HEADER],
         student_replies=[("Okay, the plan", "length"), (" Hmm, fine", "length"), ("answer", "stop")],
     )
     await decoder.generate(REQUEST)
@@ -83,7 +83,7 @@ async def test_each_model_sees_its_own_template_and_the_shared_trace():
 async def test_words_are_never_split_between_models():
     # The student's predictor fires inside "thesum"-like runs: the cut moves to the word's end.
     decoder = _decoder(
-        teacher_replies=[(" x<|end|>", "stop")],
+        teacher_replies=[(" x<|end|>", "stop"), FINAL_HEADER],
         student_replies=[("Okay,so-the sum", "length"), ("fine", "stop")],
     )
     result = await decoder.generate(REQUEST)
@@ -106,6 +106,8 @@ async def test_single_writer_modes(mode, thinker, answerer):
     }
     end = "<|end|>" if thinker is Role.teacher else "</think>"
     replies[thinker].append(("Thinking all the way through. Thus done" + end, "stop"))
+    if thinker is Role.teacher:
+        replies[thinker].append(FINAL_HEADER)
     replies[answerer].append(("the answer", "stop"))
     decoder = _decoder(replies[Role.teacher], replies[Role.student], mode=mode)
     result = await decoder.generate(REQUEST)
@@ -180,7 +182,7 @@ async def test_checkpoint_then_resume_continues_the_same_trace():
     assert checkpoint.thinking == "Okay, we read." and checkpoint.active is Role.student
 
     second = _decoder(
-        teacher_replies=[(" print it<|end|>", "stop")],
+        teacher_replies=[(" print it<|end|>", "stop"), FINAL_HEADER],
         student_replies=[(" Hmm, then", "length"), ("answer", "stop")],
     )
     resumed = await second.generate(REQUEST, resume=checkpoint)

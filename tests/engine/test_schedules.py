@@ -10,7 +10,7 @@ from tessy_core.chat import ChatFormat
 from tessy_core.config import FAMILY_MARKERS, EngineConfig, Mode, ModelFamily, SamplingConfig
 from tessy_core.engine import CooperativeDecoder, Participant, Role, SampleRequest, SpanEnd, run_samples, run_samples_lockstep
 from tessy_core.predictors.lexicon import LexiconPredictor
-from tests.engine.scripted import ScriptedBackend, StreamingScriptedBackend
+from tests.engine.scripted import FINAL_HEADER, ScriptedBackend, StreamingScriptedBackend
 
 STUDENT_STYLE = ["Okay,", "Okay, so", "Hmm,", "so"]
 TEACHER_STYLE = ["Thus", "Now"]
@@ -32,7 +32,7 @@ def _decoder(teacher_backend, student_backend, mode=Mode.tessy, **engine) -> Coo
 async def test_one_streamed_request_per_span_closed_once_the_boundary_word_is_complete():
     teacher = StreamingScriptedBackend("teacher", [
         (" we read n numbers and add them. Thus print the sum twice", "length"),
-        (" the total.<|end|>", "stop"),
+        (" the total.<|end|>", "stop"), FINAL_HEADER,
     ])
     student = StreamingScriptedBackend("student", [
         ("Okay, so the list", "length"),  # closed after " the" is followed by " list"
@@ -56,7 +56,7 @@ async def test_one_streamed_request_per_span_closed_once_the_boundary_word_is_co
 
 async def test_streaming_needs_fewer_requests_than_fixed_spans_for_the_same_text():
     def scripts():
-        teacher = [(" we read n numbers and add all of them up. Thus print", "length"), (" it.<|end|>", "stop")]
+        teacher = [(" we read n numbers and add all of them up. Thus print", "length"), (" it.<|end|>", "stop"), FINAL_HEADER]
         student = [("Okay, so the", "length"), (" Hmm, so we", "length"), ("answer", "stop")]
         return teacher, student
 
@@ -65,7 +65,7 @@ async def test_streaming_needs_fewer_requests_than_fixed_spans_for_the_same_text
 
     # The same text cut into k-token requests (k=10 teacher, 5 student), as the paper does.
     fixed_teacher = ScriptedBackend("t", [(" we read n numbers and add all of", "length"),
-                                          (" them up. Thus print", "length"), (" it.<|end|>", "stop")])
+                                          (" them up. Thus print", "length"), (" it.<|end|>", "stop"), FINAL_HEADER])
     fixed_student = ScriptedBackend("s", [("Okay, so the", "length"), (" Hmm, so we", "length"), ("answer", "stop")])
     fixed = await _decoder(fixed_teacher, fixed_student, span_requests="fixed").generate(REQUEST)
 
@@ -76,7 +76,7 @@ async def test_streaming_needs_fewer_requests_than_fixed_spans_for_the_same_text
 
 
 async def test_a_backend_without_streaming_falls_back_to_fixed_spans():
-    teacher = ScriptedBackend("t", [(" we add. Thus", "length"), (" it.<|end|>", "stop")])
+    teacher = ScriptedBackend("t", [(" we add. Thus", "length"), (" it.<|end|>", "stop"), FINAL_HEADER])
     student = ScriptedBackend("s", [("Okay, the", "length"), (" Hmm, so a", "length"), ("answer", "stop")])
     result = await _decoder(teacher, student).generate(REQUEST)
     assert result.ok and result.thinking == "Okay, we add. Hmm, so it."
