@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "catalog": "group:catalog",
     "datasets": "group:datasets,commands",
     "demo": "commands",
+    "evaluate": "group:evaluate",
     "generate": "commands",
     "predictor": "group:predictor",
     "sandbox": "group:sandbox",
