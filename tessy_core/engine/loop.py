@@ -8,7 +8,9 @@ docs/engine.md for the algorithm and the meaning of every recorded figure.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable
 
@@ -57,6 +59,20 @@ class Participant:
     context_tokens: int | None = None
 
 
+# Spans that must have ended before `span_requests: stops` sizes requests from their lengths.
+_SPANS_BEFORE_LEARNED_CAP = 16
+
+
+def _with_handover_stop(completion: Completion, stops: tuple[str, ...]) -> tuple[Completion, bool]:
+    """A completion the server ended at a handover stop string, with that string put back (the
+    model wrote it: the predictor decides whether it is the handover) and finish_reason
+    "handover_stop" (not the end of the thinking); and whether its text now ends at a word end."""
+    if completion.finish_reason != "stop" or completion.stop_string not in stops:
+        return completion, False
+    text = completion.text + completion.stop_string
+    return Completion(text, completion.num_tokens, "handover_stop", completion.stop_string), True
+
+
 class SampleFailed(Exception):
     """An attempt failed. `final`: no other attempt could succeed (the sample ends at once)."""
 
@@ -76,6 +92,8 @@ class CooperativeDecoder:
         writers, _ = MODE_PLAN[self.mode]
         if len(writers) > 1 and not (teacher.predictor and student.predictor):
             raise ValueError("interleaved thinking needs a boundary predictor for each model")
+        # Lengths (tokens kept) of the spans that ended lately, per model: `stops` sizes requests by them.
+        self._span_lengths: dict[Role, deque[int]] = {role: deque(maxlen=512) for role in Role}
         self.identities = {
             "teacher_model": teacher.backend.model_id,
             "student_model": student.backend.model_id,
@@ -206,6 +224,7 @@ class CooperativeDecoder:
                 ended_by = SpanEnd.end_of_thinking
             elif not interleaved and completion.finish_reason == "length":
                 if limit < budget:
+                    _, full = self._thinking_room(request, participant.role, thinking + kept, tallies, 0)
                     raise SampleFailed("context_exhausted", full, final=True)
                 raise SampleFailed("thinking_token_cap", f"thinking exceeded {self.engine.max_thinking_tokens} tokens")
             generated = completion.num_tokens
@@ -240,9 +259,23 @@ class CooperativeDecoder:
 
     def _span_cap(self, participant: Participant) -> int:
         """The most tokens one interleaved span request may ask for."""
+        if self.engine.span_requests == "stops":
+            return self._learned_span_cap(participant)
         if self.engine.span_requests == "fixed" or not isinstance(participant.backend, StreamingBackend):
             return participant.span_tokens
         return self.engine.stream_max_tokens
+
+    def _learned_span_cap(self, participant: Participant) -> int:
+        """`stops`: a span request's size from the spans this decoder has seen end (per model): the
+        95th percentile of their lengths with a quarter on top, so most spans take one request
+        while a span whose handover the server cannot see wastes a bounded number of tokens."""
+        seen = self._span_lengths[participant.role]
+        ceiling = self.engine.stream_max_tokens
+        if len(seen) < _SPANS_BEFORE_LEARNED_CAP:
+            return min(4 * participant.span_tokens, ceiling)
+        ordered = sorted(seen)
+        high = ordered[int(0.95 * (len(ordered) - 1))]
+        return max(participant.span_tokens, min(ceiling, math.ceil(high * 1.25) + 2))
 
     def _answer_reserve(self, participant: Participant) -> int:
         """Tokens the answer writer keeps free in its context: the answer's opener and its budget."""
@@ -271,7 +304,10 @@ class CooperativeDecoder:
                 tokens, _ = tallies[role].count(prompt, exact=True)
                 room = participant.context_tokens - tokens - reserve
             if tightest is None or room < tightest[0]:
-                kept_free = f", and {reserve} are kept for the answer" if reserve else ""
+                kept_free = (
+                    f", and {reserve} are kept for the answer (max_answer_tokens {self.engine.max_answer_tokens} "
+                    "and its opener)" if reserve else ""
+                )
                 tightest = (
                     room,
                     f"the {role.value} model's context ({participant.context_tokens} tokens) is full: its prompt "
@@ -320,11 +356,13 @@ class CooperativeDecoder:
         budget: int,
         interleaved: bool,
     ) -> tuple[Completion, int | None]:
-        """One request of the active model, and where its text is cut for a handover (None: no cut)."""
+        """One request of the active model, and where its text is cut for a handover (None: no cut;
+        the chunk's length: hand over after the whole chunk)."""
         prompt = participant.chat.thinking_prompt(request.problem) + thinking
+        think_end = tuple(participant.chat.markers.think_end)
         common = dict(
             sampling=self._sampling(participant, request, state),
-            stop=participant.chat.markers.think_end,
+            stop=think_end,
             affinity_key=f"{request.sample_id}/{participant.role.value}",
         )
         if not interleaved:
@@ -332,9 +370,24 @@ class CooperativeDecoder:
         backend = participant.backend
         last = state.spans[-1] if state.spans else None
         continuing = last is not None and last.role is participant.role and last.ended_by is None
-        if self.engine.span_requests == "fixed" or not isinstance(backend, StreamingBackend):
+        streams = {role: f"{request.sample_id}/{state.attempt}/{role.value}" for role in Role}
+        cut_kwargs = {"stream": streams[participant.role]}
+        mode = self.engine.span_requests
+        if mode == "fixed" or (mode == "stream" and not isinstance(backend, StreamingBackend)):
             completion = await backend.complete(prompt, max_tokens=min(participant.span_tokens, budget), **common)
-            return completion, await self._handover_cut(participant, thinking, completion.text, continuing)
+            cut = await self._handover_cut(participant, thinking, completion.text, continuing, **cut_kwargs)
+            return self._span_done(participant, state, streams, continuing, completion, cut)
+
+        # The predictor's handover stop strings end most spans at the server (predictors/stops.py).
+        stops = tuple(s for s in getattr(participant.predictor, "handover_stops", ()) if s not in think_end)
+        common["stop"] = think_end + stops
+        if mode == "stops":
+            completion = await backend.complete(prompt, max_tokens=min(self._span_cap(participant), budget), **common)
+            completion, at_word_end = _with_handover_stop(completion, stops)
+            cut = await self._handover_cut(
+                participant, thinking, completion.text, continuing, lookahead=at_word_end, **cut_kwargs
+            )
+            return self._span_done(participant, state, streams, continuing, completion, cut)
 
         found: list[int] = []
         checked_upto = -1
@@ -347,7 +400,10 @@ class CooperativeDecoder:
             if last_space <= checked_upto:
                 return False
             checked_upto = last_space
-            cut = await self._handover_cut(participant, thinking, text[:last_space], continuing)
+            # text[:last_space] ends at a word end: the predictor's reading of the next token counts.
+            cut = await self._handover_cut(
+                participant, thinking, text[:last_space], continuing, lookahead=True, **cut_kwargs
+            )
             if cut is None:
                 return False
             found.append(cut)
@@ -357,26 +413,66 @@ class CooperativeDecoder:
             prompt, max_tokens=min(self.engine.stream_max_tokens, budget), watch=watch, **common
         )
         if completion.finish_reason == "closed":
-            return completion, found[-1]
+            return self._span_done(participant, state, streams, continuing, completion, found[-1])
         # The last word was never shown to the predictor.
-        return completion, await self._handover_cut(participant, thinking, completion.text, continuing)
+        completion, at_word_end = _with_handover_stop(completion, stops)
+        cut = await self._handover_cut(participant, thinking, completion.text, continuing, lookahead=at_word_end, **cut_kwargs)
+        return self._span_done(participant, state, streams, continuing, completion, cut)
+
+    def _span_done(
+        self,
+        participant: Participant,
+        state: SampleCheckpoint,
+        streams: dict[Role, str],
+        continuing: bool,
+        completion: Completion,
+        cut: int | None,
+    ) -> tuple[Completion, int | None]:
+        """Bookkeeping after a span request: the length of a span that ended (for `stops`' learned
+        request size), and the predictors' readings of a trace whose thinking ended."""
+        if cut is not None or completion.ended_turn:
+            last = state.spans[-1] if continuing else None
+            kept = completion.num_tokens if cut is None else participant.backend.count_tokens(completion.text[:cut])
+            self._span_lengths[participant.role].append((last.tokens_kept if last else 0) + kept)
+        if completion.ended_turn:
+            for role, key in streams.items():
+                release = getattr(self.participants[role].predictor, "release", None)
+                if release is not None:
+                    release(key)
+        return completion, cut
 
     async def _handover_cut(
-        self, participant: Participant, thinking: str, chunk: str, continuing: bool
+        self,
+        participant: Participant,
+        thinking: str,
+        chunk: str,
+        continuing: bool,
+        *,
+        lookahead: bool = False,
+        stream: str | None = None,
     ) -> int | None:
         """Where to cut the chunk so the other model takes over, or None to keep it whole.
 
         A model that just took over keeps at least its first word, so every span advances the trace.
         A model continuing its own span has advanced already: its chunk may be cut anywhere, even
         before its first word (a teacher chunk that opens with "Thus" hands over at once).
+        `lookahead` (the chunk ends at a word end): a predictor that reads the kind of the token
+        after the chunk may hand over at the chunk's end; the result is then `len(chunk)`.
+        `stream` names the trace for predictors that keep their reading between calls.
         """
         if not chunk.strip():
             return None
-        boundary = await participant.predictor.find_boundary(
-            thinking, chunk, HANDOVER_KIND[participant.role], min_offset=0 if continuing else first_word_end(chunk)
+        predictor = participant.predictor
+        extra = {}
+        if getattr(predictor, "reads_streams", False):
+            extra = {"stream": stream, "lookahead": lookahead}
+        boundary = await predictor.find_boundary(
+            thinking, chunk, HANDOVER_KIND[participant.role], min_offset=0 if continuing else first_word_end(chunk), **extra
         )
         if boundary is None:
             return None
+        if boundary >= len(chunk):
+            return len(chunk) if lookahead else None
         cut = extend_to_word_end(chunk, boundary)
         return cut if cut < len(chunk) else None
 
