@@ -217,11 +217,15 @@ class EngineConfig(_Strict):
     repetition_repeats: int = 8
     repetition_check_every: int = Field(100, ge=1, description="steps between repetition checks")
     checkpoint_every: int = Field(20, ge=1, description="steps between checkpoints of a running sample")
-    # How an interleaved span is requested. "stream": one streamed request per span, closed as soon
-    # as the predictor finds the handover (backends that cannot stream fall back to "fixed");
-    # "fixed": requests of at most the model's span_tokens (k) each, as in the paper.
-    span_requests: Literal["stream", "fixed"] = "stream"
-    stream_max_tokens: int = Field(512, ge=1, description="stream: the most tokens one streamed span request may write")
+    # How an interleaved span is requested (docs/engine.md). "stops": one plain request per span that
+    # the server ends at the predictor's handover stop strings, capped by the span lengths seen so far;
+    # "stream": one streamed request per span, closed as soon as the predictor finds the handover
+    # (backends that cannot stream fall back to "fixed"); "fixed": requests of at most the model's
+    # span_tokens (k) each, as in the paper.
+    span_requests: Literal["stops", "stream", "fixed"] = "stops"
+    stream_max_tokens: int = Field(
+        512, ge=1, description="stops/stream: the most tokens one span request may write"
+    )
 
 
 class GenerationConfig(_Strict):

@@ -1,4 +1,5 @@
-"""`tessy bench decode`: interleaved decoding vs teacher-only vs the published lock-step schedule.
+"""`tessy bench decode`: interleaved decoding vs teacher-only vs a stand-in for the published lock-step
+schedule, with each server's own counters beside the engine's figures.
 `tessy bench checkpoints`: what checkpointing running samples costs the engine."""
 
 from __future__ import annotations
@@ -34,10 +35,19 @@ def decode(
     vllm_venv: Path = typer.Option(Path(".venvs/vllm"), "--vllm-venv", help="virtualenv with vLLM"),
     samples: int = typer.Option(32, "--samples", min=1, help="samples per mode (cycling over the prompts)"),
     concurrency: int = typer.Option(32, "--concurrency", min=1, help="samples in flight; the lock-step pool size"),
-    modes: str = typer.Option("tessy,teacher_only,lockstep,tessy_fixed", "--modes", help="comma-separated"),
+    modes: str = typer.Option(
+        "tessy,teacher_only,lockstep_standin,tessy_fixed", "--modes",
+        help="comma-separated: tessy, teacher_only, lockstep_standin, tessy_fixed, tessy_stream",
+    ),
+    lockstep_k: str = typer.Option(
+        "10,5", "--lockstep-k", help="TEACHER,STUDENT: k (tokens per request) of lockstep_standin and tessy_fixed"
+    ),
+    server_counters: bool = typer.Option(
+        True, "--server-counters/--no-server-counters", help="read each server's /metrics before and after each mode"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Run tessy, teacher_only and the lock-step fixed-k schedule on equal prompts; print the figures."""
+    """Run tessy, teacher_only and a lock-step fixed-k schedule stand-in on equal prompts; print the figures."""
     from tessy_core.bench.decode import DecodeBenchSettings, config_from_paths, requests_for, run_decode_bench
     from tessy_core.config import Mode, load_yaml_model
     from tessy_core.engine.jsonl_job import PromptFileReport, read_sample_requests
@@ -51,9 +61,17 @@ def decode(
     if config is None and not all(p is not None for p in from_paths):
         fail("give --config, or all of --teacher --student --teacher-predictor --student-predictor", as_json)
     try:
-        settings = DecodeBenchSettings(modes=tuple(m.strip() for m in modes.split(",") if m.strip()), concurrency=concurrency)
+        teacher_k, student_k = (int(x) for x in lockstep_k.split(","))
+    except ValueError:
+        fail(f"--lockstep-k: two comma-separated integers expected (teacher,student), got {lockstep_k!r}", as_json)
+        return
+    try:
+        settings = DecodeBenchSettings(
+            modes=tuple(m.strip() for m in modes.split(",") if m.strip()), concurrency=concurrency,
+            lockstep_teacher_k=teacher_k, lockstep_student_k=student_k, server_counters=server_counters,
+        )
     except ValidationError as error:
-        fail(f"invalid --modes: {error}", as_json)
+        fail(f"invalid --modes or --lockstep-k: {error}", as_json)
         return
     report = PromptFileReport()
     rows = read_sample_requests(prompts, config_hash="bench", mode=Mode.tessy, samples_per_prompt=1, limit=None, report=report)
@@ -89,10 +107,12 @@ def decode(
         return
 
     def on_mode(mode: str, figures: dict) -> None:
+        served = figures.get("server_tokens_per_kept_token")
         console.print(
             f"[bold]{mode}[/]: {figures['wall_s']} s, {figures['output_tokens']} output tokens, "
             f"{figures['requests']} requests, {figures['tokens_discarded']} thrown away, "
             f"{figures['samples_ok']} ok / {figures['samples_failed']} failed"
+            + (f", servers decoded {served} tokens per kept token" if served is not None else "")
         )
 
     try:
@@ -154,15 +174,26 @@ def _checkpoints_human(figures: dict) -> str:
 
 
 def _human(result: dict) -> str:
-    lines = [f"{'mode':<13} {'wall s':>8} {'out tok':>8} {'requests':>9} {'thrown':>7} {'ms/tok':>8}"]
+    lines = [
+        f"{'mode':<17} {'wall s':>8} {'out tok':>8} {'requests':>9} {'srv req':>8} {'srv gen':>8} "
+        f"{'srv/kept':>8} {'req/span':>8} {'ms/tok':>8}"
+    ]
     for mode, f in result["modes"].items():
+        servers = f.get("servers", {})
         lines.append(
-            f"{mode:<13} {f['wall_s']:>8} {f['output_tokens']:>8} {f['requests']:>9} {f['tokens_discarded']:>7} "
+            f"{mode:<17} {f['wall_s']:>8} {f['output_tokens']:>8} {f['requests']:>9} "
+            f"{f.get('server_requests', '-')!s:>8} "
+            f"{sum(s['generation_tokens'] for s in servers.values()) if servers else '-'!s:>8} "
+            f"{f.get('server_tokens_per_kept_token', '-')!s:>8} {f.get('requests_per_span')!s:>8} "
             f"{f['ms_per_output_token']!s:>8}"
         )
-    r = result["ratios"]
+    r, t = result["ratios"], result["ratios"]["targets"]
     lines.append(
-        f"tessy_vs_teacher_only {r['tessy_vs_teacher_only']} (target <= 1.3); lockstep_vs_tessy "
-        f"{r['lockstep_vs_tessy']} (target >= 2); thrown away / kept {r['tessy_discarded_vs_kept']} (target <= 0.15)"
+        f"lockstep_standin / tessy {r['lockstep_vs_tessy']} (target >= {t['lockstep_vs_tessy_min']}); "
+        f"servers' tokens per kept token {r['tessy_server_tokens_per_kept_token']} (target <= "
+        f"{t['server_tokens_per_kept_token_max']}); requests per span {r['tessy_requests_per_span']} "
+        f"(target <= {t['requests_per_span_max']}); engine vs server tokens, worst {r['accounting_error_max']} "
+        f"(target <= {t['accounting_error_max']}); tessy / teacher_only {r['tessy_vs_teacher_only']} "
+        f"(its target applies to the GPU projection, docs/sizing.md)"
     )
     return "\n".join(lines)

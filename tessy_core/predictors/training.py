@@ -361,6 +361,11 @@ def train_predictor(
         resumed_from_step=resumed_from, baseline=baseline, valid=valid_metrics, history=history,
         train_seconds=round(time.perf_counter() - started, 3), created_at=datetime.now(UTC).isoformat(),
     )
+    if config.role is not None:
+        # The handover stop strings the engine sends to the servers, from these same labels.
+        from tessy_core.predictors.stops import mine_handover_stops, write_handover_stops
+
+        write_handover_stops(out_dir, mine_handover_stops(((t.text, t.style_spans) for t in train), config.role))
     _publish_folder(best_dir, out_dir, config, report)
     if not config.keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)

@@ -174,6 +174,8 @@ def build_world(
     say = progress or (lambda stage, message: None)
     with _exclusive(root / ".lock"):
         if (root / "world.json").exists():
+            for role in ROLES:  # worlds built before predictors carried their handover stops
+                _stage_handover_stops(world, config, role)
             return world
         started = time.perf_counter()
         (root / "config.json").write_text(config.model_dump_json(indent=2))
@@ -181,6 +183,8 @@ def build_world(
         corpora = {role: _stage_corpus(world, config, role, say) for role in ROLES}
         lm_metrics = {role: _stage_lm(world, config, role, corpora[role], say) for role in ROLES}
         predictor_metrics = {role: _stage_predictor(world, config, role, say) for role in ROLES}
+        for role in ROLES:
+            _stage_handover_stops(world, config, role)
         manifest = {
             "format": WORLD_FORMAT,
             "key": config.key(),
@@ -289,20 +293,7 @@ def _stage_predictor(world: World, config: WorldConfig, role: str, say: Progress
     if metrics_path.exists():
         return json.loads(metrics_path.read_text())
     settings = config.predictors
-    # Fresh traces (another seed), so validation text is text the LMs never saw either. The text
-    # each predictor reads in interleaved decoding: teacher text where student openers took the
-    # place of the teacher's, and the student's own text (a teacher opener after a student's does
-    # not survive the teacher's boundary, and would make the student's boundary ambiguous).
-    traces = build_corpus(
-        _load_problems(world.train_problems_path),
-        role,
-        settings.train_traces + settings.valid_traces,
-        config.seed + 1,
-        config.corpus,
-        allow_injection=role == "teacher",
-    )
-    Random(config.seed).shuffle(traces)
-    labelled = [LabelledText(trace.thinking, list(trace.style_spans)) for trace in traces]
+    labelled = [LabelledText(text, spans) for text, spans in _predictor_texts(world, config, role)]
     training = PredictorTrainingConfig(
         base_model=str(world.model_dir(role)),
         name=f"toyworld-{role}",
@@ -333,6 +324,38 @@ def _stage_predictor(world: World, config: WorldConfig, role: str, say: Progress
     }
     write_atomic(metrics_path, json.dumps(metrics, indent=2))
     return metrics
+
+
+def _predictor_texts(world: World, config: WorldConfig, role: str) -> list[tuple[str, list]]:
+    """The labelled thinking a role's predictor is trained (first `train_traces`) and validated on.
+
+    Fresh traces (another seed), so validation text is text the LMs never saw either. The text
+    each predictor reads in interleaved decoding: teacher text where student openers took the
+    place of the teacher's, and the student's own text (a teacher opener after a student's does
+    not survive the teacher's boundary, and would make the student's boundary ambiguous).
+    """
+    settings = config.predictors
+    traces = build_corpus(
+        _load_problems(world.train_problems_path),
+        role,
+        settings.train_traces + settings.valid_traces,
+        config.seed + 1,
+        config.corpus,
+        allow_injection=role == "teacher",
+    )
+    Random(config.seed).shuffle(traces)
+    return [(trace.thinking, list(trace.style_spans)) for trace in traces]
+
+
+def _stage_handover_stops(world: World, config: WorldConfig, role: str) -> None:
+    """The predictor's handover stop strings, mined from its own training labels."""
+    from tessy_core.predictors.stops import STOPS_FILE, mine_handover_stops, write_handover_stops
+
+    out_dir = world.predictor_dir(role)
+    if not out_dir.is_dir() or (out_dir / STOPS_FILE).exists():
+        return
+    train = _predictor_texts(world, config, role)[: config.predictors.train_traces]
+    write_handover_stops(out_dir, mine_handover_stops(train, role))  # type: ignore[arg-type]
 
 
 # -- helpers --------------------------------------------------------------------------------------

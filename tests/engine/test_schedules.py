@@ -26,6 +26,7 @@ def _decoder(teacher_backend, student_backend, mode=Mode.tessy, **engine) -> Coo
                           LexiconPredictor(TEACHER_STYLE))
     student = Participant(Role.student, student_backend, _format(ModelFamily.qwen3, "S"), 5, SamplingConfig(), False,
                           LexiconPredictor(STUDENT_STYLE))
+    engine.setdefault("span_requests", "stream")  # this file is about streamed spans and schedules
     return CooperativeDecoder(teacher, student, EngineConfig(mode=mode, **engine), config_hash="test")
 
 

@@ -1,0 +1,124 @@
+"""Handover stop strings: the frequent, unambiguous text at a predictor's boundaries, mined from its
+own training labels, so the inference server ends most spans by itself.
+
+A span request that carries these as stop strings ends at the server the moment the model writes
+one, with (nearly) nothing decoded past the handover; the predictor then confirms the handover or
+overrides it (`engine.span_requests: stops`, docs/engine.md).
+
+- teacher (hands over at the first STYLE token): a stop is the whitespace and first word of a style
+  run that follows capability text (" Thus", " Check:"). The server cuts the text before it; the
+  opener's own tokens are the only ones decoded for nothing.
+- student (hands over at the first CAPABILITY token): a stop is a whole style run that capability
+  text follows ("Okay, so"). The engine puts the matched text back (it is the student's span) and
+  the predictor's reading of the next token decides the handover at its end.
+
+A candidate is kept when it is precise (at least `min_precision` of its occurrences in the labelled
+text sit at such a boundary) and frequent; the file records each stop's support and precision and
+the share of boundaries the set covers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+from tessy_core.files import write_atomic
+
+STOPS_FILE = "handover_stops.json"
+Role = Literal["teacher", "student"]
+
+
+def _style_runs(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Style spans merged where only whitespace separates them (one run of style)."""
+    runs: list[list[int]] = []
+    for start, end in sorted(spans):
+        if runs and not text[runs[-1][1] : start].strip():
+            runs[-1][1] = max(runs[-1][1], end)
+        else:
+            runs.append([start, end])
+    return [(a, b) for a, b in runs]
+
+
+def _candidates(text: str, spans: Sequence[tuple[int, int]], role: Role) -> list[tuple[str, int]]:
+    """(stop string, the offset in `text` where it matches at a boundary) for one labelled text."""
+    out = []
+    for start, end in _style_runs(text, spans):
+        if role == "teacher":
+            if start == 0 or not text[start - 1].isspace() or not text[:start].strip():
+                continue  # not after capability text
+            word_end = start
+            while word_end < len(text) and not text[word_end].isspace():
+                word_end += 1
+            out.append((text[start - 1 : word_end], start - 1))
+        else:
+            if not text[end:].strip():
+                continue  # the trace ends in style: no capability follows
+            out.append((text[start:end], start))
+    return out
+
+
+def mine_handover_stops(
+    texts: Iterable[tuple[str, Sequence[tuple[int, int]]]],
+    role: Role,
+    *,
+    min_precision: float = 0.9,
+    min_share: float = 0.005,
+    max_stops: int = 16,
+) -> dict:
+    """Mine stop strings from labelled thinking text ((text, style spans) pairs); see the module doc."""
+    rows = [(text, list(spans)) for text, spans in texts]
+    support: Counter[str] = Counter()
+    boundaries = 0
+    at_boundary: dict[str, set[tuple[int, int]]] = {}
+    for index, (text, spans) in enumerate(rows):
+        for stop, offset in _candidates(text, spans, role):
+            boundaries += 1
+            support[stop] += 1
+            at_boundary.setdefault(stop, set()).add((index, offset))
+    floor = max(2, int(min_share * boundaries))
+    frequent = [stop for stop, count in support.most_common() if count >= floor and stop.strip()]
+    occurrences: Counter[str] = Counter()
+    for text, _ in rows:
+        for stop in frequent:
+            position = text.find(stop)
+            while position != -1:
+                occurrences[stop] += 1
+                position = text.find(stop, position + 1)
+    chosen, precision = [], {}
+    for stop in frequent:
+        hits = len(at_boundary[stop])
+        share = hits / occurrences[stop] if occurrences[stop] else 0.0
+        precision[stop] = round(share, 4)
+        if share >= min_precision and len(chosen) < max_stops:
+            chosen.append(stop)
+    covered = sum(support[stop] for stop in chosen)
+    return {
+        "role": role,
+        "stops": chosen,
+        "support": {stop: support[stop] for stop in chosen},
+        "precision": {stop: precision[stop] for stop in chosen},
+        "rejected_for_precision": {stop: p for stop, p in precision.items() if stop not in chosen},
+        "boundaries": boundaries,
+        "coverage": round(covered / boundaries, 4) if boundaries else 0.0,
+        "min_precision": min_precision,
+    }
+
+
+def write_handover_stops(predictor_dir: str | Path, mined: dict) -> Path:
+    path = Path(predictor_dir) / STOPS_FILE
+    write_atomic(path, json.dumps(mined, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def load_handover_stops(predictor_dir: str | Path) -> tuple[str, ...]:
+    """The stop strings stored with a predictor, or () when it has none."""
+    path = Path(predictor_dir) / STOPS_FILE
+    if not path.is_file():
+        return ()
+    try:
+        stops = json.loads(path.read_text()).get("stops") or []
+    except (OSError, ValueError, AttributeError):
+        return ()
+    return tuple(s for s in stops if isinstance(s, str) and s.strip())
