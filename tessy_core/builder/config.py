@@ -28,6 +28,12 @@ class OutputConfig(_Strict):
     base_uri: str = "./var/datasets"
     storage: StorageConfig = StorageConfig()
     max_rows_per_file: int = Field(50_000, ge=1)
+    console_url: str | None = Field(
+        None,
+        description="where people browse a version, as a pattern with {bucket}, {prefix} (the version's key "
+        "prefix), {path} and {uri}; e.g. https://s3.console.aws.amazon.com/s3/buckets/{bucket}?prefix={prefix}/ "
+        "or http://minio:9001/browser/{bucket}/{prefix}/. The build's Prefect link artifact opens it.",
+    )
 
 
 class RunnerConfig(_Strict):
@@ -82,7 +88,7 @@ class BuildConfig(_Strict):
                 "work_dir": True,
                 "description": True,
                 "lineage": True,
-                "output": {"storage"},
+                "output": {"storage", "console_url"},
                 "verification": {"workers"},
                 "generation": {
                     "teacher": set(SERVING_FIELDS),

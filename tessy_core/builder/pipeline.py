@@ -97,6 +97,22 @@ class PreparedBuild(_Model):
         return len(self.plan.prompt_ids) * self.plan.samples_per_prompt if self.plan else 0
 
 
+class ShardTally(_Model):
+    """A shard's staged samples as the publish policy labels them (before the version-wide style gate
+    and suite): what its task's state message says."""
+
+    publishable: int = 0
+    rejected: int = 0
+    failed: int = 0
+    reasons: dict[str, dict[str, int]] = Field(default_factory=dict, description="rejected/failed -> reason -> n")
+    examples: dict[str, list[str]] = Field(default_factory=dict, description="reason -> first sample ids")
+    retried: int = Field(0, description="samples that needed more than one attempt")
+
+    @property
+    def total(self) -> int:
+        return self.publishable + self.rejected + self.failed
+
+
 class ShardSummary(_Model):
     shard_id: str
     samples: int
@@ -106,6 +122,12 @@ class ShardSummary(_Model):
     samples_failed: int = 0
     models: dict[str, dict[str, int]] = Field(default_factory=dict)
     wall_s: float = 0.0
+    failure_reasons: dict[str, int] = Field(default_factory=dict, description="generation failures by reason")
+    servers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="role -> the HTTP backend's model id and per-replica counters"
+    )
+    identities: dict[str, str] = Field(default_factory=dict, description="model and predictor ids, config hash")
+    tally: ShardTally | None = Field(None, description="the shard's samples under the publish policy")
 
 
 class BuildResult(_Model):
@@ -129,6 +151,14 @@ class BuildResult(_Model):
     validation: dict[str, Any] = Field(default_factory=dict)
     shards: dict[str, int] = Field(default_factory=dict)
     wall_s: float = 0.0
+    examples: dict[str, dict[str, list[str]]] = Field(
+        default_factory=dict, description="rejected/failed -> reason -> the first sample ids"
+    )
+    rejected_uri: str | None = Field(None, description="Parquet of every sample not published, with reasons")
+    servers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="role -> server-side requests/tokens/errors/failovers and endpoints"
+    )
+    identities: dict[str, str] = Field(default_factory=dict, description="model and predictor ids, config hash")
 
 
 # --- prepare ------------------------------------------------------------------------------------
@@ -271,17 +301,84 @@ def generate_shard(config: BuildConfig, build_id: str, shard_id: str) -> ShardSu
         raise KeyError(f"build {build_id} has no shard {shard_id!r}")
     done = workspace.shard_done(shard_id)
     if done is not None:
-        return _shard_summary(done, skipped=True)
+        return _shard_summary(done, skipped=True, tally=shard_tally(config, workspace, shard_id))
 
-    report("shard_started", build_id, shard_id=shard_id)
+    staged = len(workspace.finished_records(shard_id))
+    report(
+        "shard_started", build_id, shard_id=shard_id, prompts=len(shard.prompt_ids),
+        samples=len(shard.sample_ids) if shard.sample_ids is not None else len(shard.prompt_ids) * plan.samples_per_prompt,
+        kept_from_earlier_runs=staged, servers=_endpoints(config),
+        predictors={role: _predictor_label(p) for role, p in (
+            ("teacher", config.generation.teacher_predictor), ("student", config.generation.student_predictor))},
+    )
 
     def on_sample(record: dict[str, Any]) -> None:
         verdict = (record.get("verification") or {}).get("verdict")
-        report("sample", build_id, shard_id=shard_id, sample_id=record["sample_id"], status=record["status"], verdict=verdict)
+        report(
+            "sample", build_id, shard_id=shard_id, sample_id=record["sample_id"], status=record["status"],
+            verdict=verdict, failure_reason=record.get("failure_reason"), attempts=record.get("attempts", 1),
+            attempt_failures=list(record.get("attempt_failures") or []),
+        )
 
     summary = asyncio.run(_run_shard_verified(config, workspace, plan, shard, on_sample))
-    report("shard_finished", build_id, shard_id=shard_id)
-    return _shard_summary(summary, skipped=False)
+    result = _shard_summary(summary, skipped=False, tally=shard_tally(config, workspace, shard_id))
+    report("shard_finished", build_id, shard_id=shard_id, summary=result.model_dump(mode="json"))
+    return result
+
+
+EXAMPLES_PER_REASON = 5
+
+
+def shard_tally(config: BuildConfig, workspace: BuildWorkspace, shard_id: str) -> ShardTally:
+    """The shard's staged samples labelled by the publish policy: publishable, rejected, failed,
+    with reasons and the first sample ids of each."""
+    records = list(workspace.finished_records(shard_id).values())
+    if not records:
+        return ShardTally()
+    rows = [
+        {
+            "sample_id": r.get("sample_id"), "status": r.get("status"), "failure_reason": r.get("failure_reason"),
+            "assistant": r.get("assistant"), "answer": r.get("answer"),
+            "verdict": (r.get("verification") or {}).get("verdict"),
+        }
+        for r in records
+    ]
+    frame = pl.DataFrame(rows, schema={c: pl.String for c in rows[0]})
+    frame = frame.with_columns(pl.struct(pl.col("verdict")).alias("verification")).drop("verdict")
+    labelled = split_by_policy(frame, config.validation)
+    tally: dict[str, Any] = {"publishable": 0, "rejected": 0, "failed": 0, "reasons": {}, "examples": {}}
+    for row in labelled.select("sample_id", "status", "split", "rejection_reason").iter_rows(named=True):
+        if row["status"] != "ok":
+            kind = "failed"
+        elif row["split"] == TRAIN:
+            tally["publishable"] += 1
+            continue
+        else:
+            kind = "rejected"
+        tally[kind] += 1
+        reason = _reason_code(row["rejection_reason"] or "")
+        counts = tally["reasons"].setdefault(kind, {})
+        counts[reason] = counts.get(reason, 0) + 1
+        ids = tally["examples"].setdefault(reason, [])
+        if len(ids) < EXAMPLES_PER_REASON:
+            ids.append(row["sample_id"])
+    tally["retried"] = sum(1 for r in records if (r.get("attempts") or 1) > 1)
+    return ShardTally(**tally)
+
+
+def _endpoints(config: BuildConfig) -> dict[str, str]:
+    """Per role, where the model is served (or that it runs in this process), for logs."""
+    labels = {}
+    for role, model in (("teacher", config.generation.teacher), ("student", config.generation.student)):
+        where = ", ".join(model.endpoints) if model.endpoints else "in-process"
+        labels[role] = f"{model.name} ({model.backend}: {where})"
+    return labels
+
+
+def _predictor_label(predictor) -> str:
+    if predictor is None:
+        return "none"
+    return f"{predictor.kind}" + (f" {predictor.path}" if getattr(predictor, "path", None) else "")
 
 
 async def _run_shard_verified(config, workspace, plan, shard, on_sample) -> dict[str, Any]:
@@ -317,12 +414,13 @@ class SandboxVerifier:
         return result.to_record()
 
 
-def _shard_summary(summary: dict[str, Any], skipped: bool) -> ShardSummary:
+def _shard_summary(summary: dict[str, Any], skipped: bool, tally: ShardTally | None = None) -> ShardSummary:
     return ShardSummary(
         shard_id=summary["shard_id"], samples=summary["samples"], skipped=skipped,
         resumed_with=summary.get("resumed_with", 0), samples_ok=summary.get("samples_ok", 0),
         samples_failed=summary.get("samples_failed", 0), models=summary.get("models", {}),
-        wall_s=summary.get("wall_s", 0.0),
+        wall_s=summary.get("wall_s", 0.0), failure_reasons=summary.get("failure_reasons", {}),
+        servers=summary.get("servers", {}), identities=summary.get("identities", {}), tally=tally,
     )
 
 
@@ -374,12 +472,26 @@ def quality_figures(frame: pl.DataFrame, policy: ValidationPolicy) -> dict[str, 
         return round(float(value), 4) if value is not None else None
 
     interleaved = generated.filter(pl.col("mode") == policy.interleaved_mode)
+    published_accepted = 0
+    if published.height and isinstance(frame.schema.get("verification"), pl.Struct):
+        published_accepted = published.filter(
+            pl.col("verification").struct.field("verdict") == policy.accepted_verdict
+        ).height
+    rejected = generated.filter(pl.col("split") != TRAIN).height
+
+    def share(part: int, whole: int) -> float | None:
+        return round(part / whole, 4) if whole else None
+
     return {
         "samples": frame.height,
         "generated": generated.height,
         "published": published.height,
-        "pass_rate": round(accepted / generated.height, 4) if generated.height else None,
-        "publish_rate": round(published.height / frame.height, 4) if frame.height else None,
+        "pass_rate": share(accepted, generated.height),
+        "pass_rate_all": share(accepted, frame.height),
+        "pass_rate_published": share(published_accepted, published.height),
+        "publish_rate": share(published.height, frame.height),
+        "failed_share": share(frame.height - generated.height, frame.height),
+        "rejected_share": share(rejected, frame.height),
         "verdicts": dict(sorted(verdicts.items())),
         "teacher_token_share_mean": mean(interleaved, pl.col("teacher_token_share")),
         "thinking_chars_mean": mean(published, pl.col("thinking").str.len_chars()),
@@ -433,11 +545,15 @@ def finish_build(config: BuildConfig, prepared: PreparedBuild, shards: list[Shar
         frame = split_by_policy(frame, policy, extra_reasons=style.sample_rejections)
     suite = with_style(validate_samples(frame, policy), style)
     figures = quality_figures(frame, policy)
+    figures["style"] = dict(style.version) if style is not None else None
     usage = usage_from_records(frame)
     validation = {
         "success": suite.success,
         "on_failure": suite.on_failure,
         "failed_checks": suite.failed_checks,
+        "checks": [
+            o.model_dump(include={"check", "success", "observed", "threshold", "error"}) for o in suite.outcomes
+        ],
         "summary_markdown": suite.summary_markdown,
         "gx_result": suite.gx_result,
     }
@@ -467,9 +583,15 @@ def finish_build(config: BuildConfig, prepared: PreparedBuild, shards: list[Shar
         lineage.fail(prepared, f"validation blocked the version: failed checks {suite.failed_checks}")
 
     reasons: dict[str, Counter[str]] = {"rejected": Counter(), "failed": Counter()}
+    examples: dict[str, dict[str, list[str]]] = {}
     for outcome in outcomes:
         if outcome.outcome in (SampleOutcome.REJECTED, SampleOutcome.FAILED):
-            reasons[outcome.outcome.value][_reason_code(outcome.reason or "")] += 1
+            code = _reason_code(outcome.reason or "")
+            reasons[outcome.outcome.value][code] += 1
+            ids = examples.setdefault(outcome.outcome.value, {}).setdefault(code, [])
+            if len(ids) < EXAMPLES_PER_REASON:
+                ids.append(outcome.sample_id)
+    rejected_uri = write_rejected(workspace, frame)
     counts = accounting.model_dump(exclude={"build_id"})
     ran = [s for s in shards if not s.skipped]
     result = BuildResult(
@@ -495,9 +617,48 @@ def finish_build(config: BuildConfig, prepared: PreparedBuild, shards: list[Shar
             "samples_generated_now": sum(s.samples_ok + s.samples_failed for s in ran),
             "samples_kept_from_earlier_runs": sum(s.resumed_with for s in ran) + sum(s.samples for s in shards if s.skipped),
         },
+        examples=examples,
+        rejected_uri=rejected_uri,
+        servers=server_usage(shards),
+        identities=next((dict(s.identities) for s in shards if s.identities), {}),
     )
     result.wall_s = round(time.perf_counter() - started, 3)
     return result
+
+
+REJECTED_FILE = "rejected.parquet"
+
+
+def write_rejected(workspace: BuildWorkspace, frame: pl.DataFrame) -> str | None:
+    """Every sample the version does not publish (rejected and failed), with `rejection_reason`, as
+    one Parquet file in the build's work dir; its `file://` URI (None when every sample published)."""
+    rejected = frame.filter(pl.col("split") != TRAIN)
+    if rejected.height == 0:
+        return None
+    path = workspace.dir / REJECTED_FILE
+    tmp = path.with_name(f".{path.name}.tmp")
+    rejected.write_parquet(tmp)
+    tmp.replace(path)
+    return path.resolve().as_uri()
+
+
+SERVER_COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "errors", "failovers")
+
+
+def server_usage(shards: list[ShardSummary]) -> dict[str, dict[str, Any]]:
+    """Per role, what the model servers reported over the shards' last runs: counters summed over
+    replicas and shards, the served model id and the endpoints. Empty for in-process models."""
+    totals: dict[str, dict[str, Any]] = {}
+    for shard in shards:
+        for role, stats in shard.servers.items():
+            entry = totals.setdefault(role, {"model_id": stats.get("model_id"), "endpoints": [],
+                                             **{c: 0 for c in SERVER_COUNTERS}})
+            for url, replica in (stats.get("replicas") or {}).items():
+                if url not in entry["endpoints"]:
+                    entry["endpoints"].append(url)
+                for counter in SERVER_COUNTERS:
+                    entry[counter] += int(replica.get(counter) or 0)
+    return dict(sorted(totals.items()))
 
 
 def publish_version(

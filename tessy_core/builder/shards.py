@@ -84,6 +84,18 @@ def checkpoint_sink(workspace: BuildWorkspace) -> Callable[[SampleCheckpoint], A
     return save
 
 
+def server_stats(decoder) -> dict[str, dict[str, Any]]:
+    """Per role, what the servers themselves reported for this shard's requests (HTTP backends:
+    each replica's requests, prompt and completion tokens from the OpenAI `usage` objects, errors and
+    failovers); in-process backends have no server and are left out."""
+    stats = {}
+    for role, participant in decoder.participants.items():
+        report = getattr(participant.backend, "stats", None)
+        if callable(report):
+            stats[getattr(role, "value", str(role))] = report()
+    return stats
+
+
 async def run_shard(
     workspace: BuildWorkspace,
     plan: BuildPlan,
@@ -120,6 +132,11 @@ async def run_shard(
             resume_from=workspace.load_checkpoint,
             checkpoint=checkpoint_sink(workspace),
         )
-    result = {"shard_id": shard.shard_id, "samples": len(requests), "resumed_with": len(staged), **summary.to_record()}
+        servers = server_stats(decoder)
+        identities = dict(decoder.identities)
+    result = {
+        "shard_id": shard.shard_id, "samples": len(requests), "resumed_with": len(staged), **summary.to_record(),
+        "servers": servers, "identities": identities,
+    }
     workspace.mark_shard_done(shard.shard_id, result)
     return result
