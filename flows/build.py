@@ -16,17 +16,31 @@ out of the config, in the environment the backends read them from.
 import re
 from pathlib import Path
 
-from prefect import flow, task, unmapped
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
+from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tessy_core.builder import pipeline, report
+from tessy_core.builder import pipeline
 from tessy_core.builder.config import BuildConfig, RunnerConfig, load_build_config
 from tessy_core.builder.pipeline import BuildResult, PreparedBuild, ShardSummary
+from tessy_core.builder.progress import listening
 
+from flows.dashboard import (
+    BuildLog,
+    ShardLog,
+    label_run,
+    planned_version,
+    publish_artifacts,
+    shard_state,
+)
 from flows.runners import task_runner_for
+
+# The state name of a run or shard that finished but not cleanly (past a failed/rejected share
+# threshold, or published with failed checks): the runs list shows it instead of a plain "Completed".
+COMPLETED_WITH_FAILURES = "Completed with failures"
+BLOCKED = "Blocked"
 
 
 @task(name="prepare-build", cache_policy=NO_CACHE)
@@ -35,8 +49,12 @@ def prepare(config: BuildConfig) -> PreparedBuild:
 
 
 @task(name="generate-shard", task_run_name="generate-{shard_id}", cache_policy=NO_CACHE)
-def generate_shard(config: BuildConfig, build_id: str, shard_id: str) -> ShardSummary:
-    return pipeline.generate_shard(config, build_id, shard_id)
+def generate_shard(config: BuildConfig, build_id: str, shard_id: str):
+    """One shard; its state says its counts (and is 'Completed with failures' past the thresholds),
+    its log what tessy did: samples done and failed with reasons, retries, servers, predictors."""
+    with listening(ShardLog(get_run_logger(), build_id, shard_id)):
+        summary = pipeline.generate_shard(config, build_id, shard_id)
+    return shard_state(summary, config.validation, failed_name=COMPLETED_WITH_FAILURES)
 
 
 @task(name="validate-and-publish", cache_policy=NO_CACHE)
@@ -44,28 +62,23 @@ def finish(config: BuildConfig, prepared: PreparedBuild, shards: list[ShardSumma
     return pipeline.finish_build(config, prepared, shards)
 
 
-@task(name="publish-artifacts", cache_policy=NO_CACHE)
-def publish_artifacts(result: BuildResult) -> None:
-    key = artifact_key(result.dataset)
-    create_table_artifact(
-        report.outcome_rows(result), key=f"{key}-outcomes", description=f"Samples per outcome, {result.dataset}"
-    )
-    if result.usage:
-        create_table_artifact(
-            report.usage_rows(result), key=f"{key}-model-usage", description="Requests and tokens per model"
-        )
-    if result.figures:
-        create_table_artifact(report.figure_rows(result), key=f"{key}-quality", description="Quality figures")
-    if result.uri:
-        create_link_artifact(
-            result.uri, link_text=result.version, key=f"{key}-version", description="The published version"
-        )
-    create_markdown_artifact(report.report_markdown(result), key=f"{key}-report", description="Build report")
-
-
 def artifact_key(dataset: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and dashes only."""
     return "build-" + re.sub(r"[^a-z0-9-]+", "-", dataset.lower()).strip("-")
+
+
+def final_state(result: BuildResult):
+    """The flow run's state: Failed ('Blocked') when validation kept the version from publishing,
+    'Completed with failures' when it published past failed checks, Completed otherwise; the
+    message gives the counts and the failed checks, the data is the `BuildResult`."""
+    from tessy_core.builder.report import state_message
+
+    message = state_message(result)
+    if result.status == "blocked":
+        return Failed(name=BLOCKED, message=message, data=result)
+    if result.status == "published" and not result.validation.get("success", True):
+        return Completed(name=COMPLETED_WITH_FAILURES, message=message, data=result)
+    return Completed(message=message, data=result)
 
 
 @flow(name="build-dataset", task_runner=ThreadPoolTaskRunner(max_workers=RunnerConfig().max_workers))
@@ -80,25 +93,35 @@ def build_dataset(
     config again after a failure or a kill continues the unfinished build.
     """
     config = resolve_config(config, config_path, new_prompts_only)
-    prepared = prepare(config)
-    if prepared.plan is None:
-        result = finish(config, prepared, [])
-        publish_artifacts(result)
-        return result
-    try:
-        futures = generate_shard.map(
-            config=unmapped(config),
-            build_id=unmapped(prepared.build_id),
-            shard_id=[shard.shard_id for shard in prepared.plan.shards],
-        )
-        wait(futures)  # let every shard settle before judging: a failed one must not orphan others
-        summaries = futures.result()
-        result = finish(config, prepared, summaries)
-    except BaseException as error:
-        pipeline.fail_build(config, prepared, error)
-        raise
-    publish_artifacts(result)
-    return result
+    logger = get_run_logger()
+    planned = planned_version(config)
+    label_run(config, planned, logger=logger)
+    with listening(BuildLog(logger)):
+        prepared = prepare(config)
+        if prepared.plan is None:
+            result = finish(config, prepared, [])
+            return conclude(config, result, logger, planned)
+        try:
+            futures = generate_shard.map(
+                config=unmapped(config),
+                build_id=unmapped(prepared.build_id),
+                shard_id=[shard.shard_id for shard in prepared.plan.shards],
+            )
+            wait(futures)  # let every shard settle before judging: a failed one must not orphan others
+            summaries = futures.result()
+            result = finish(config, prepared, summaries)
+        except BaseException as error:
+            pipeline.fail_build(config, prepared, error)
+            raise
+    return conclude(config, result, logger, planned)
+
+
+def conclude(config: BuildConfig, result: BuildResult, logger, planned: int | None):
+    """Name and tag the run for what it built, attach the artifacts to it, log the headline, and
+    end in the state that tells the truth about the build."""
+    label_run(config, result.version_number or planned, result=result, logger=logger)
+    publish_artifacts(config, result, artifact_key(result.dataset), logger=logger)
+    return final_state(result)
 
 
 def resolve_config(
@@ -116,4 +139,10 @@ def run_build(config: BuildConfig, *, return_state: bool = False):
     """Run `build_dataset` on the task runner `config.runner` asks for; returns the `BuildResult`
     (or the flow run's final state with `return_state=True`)."""
     flow_on_runner = build_dataset.with_options(task_runner=task_runner_for(config.runner))
-    return flow_on_runner(config=config, return_state=return_state)
+    state = flow_on_runner(config=config, return_state=True)
+    if return_state:
+        return state
+    # A blocked build ends Failed but still has its result (nothing published, and why); any other
+    # failure raises its error here.
+    result = state.result(raise_on_failure=False)
+    return result if isinstance(result, BuildResult) else state.result()

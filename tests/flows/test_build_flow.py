@@ -29,6 +29,13 @@ def _artifacts(flow_run_id):
         )
 
 
+def _flow_run(flow_run_id):
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id)
+
+
 def _task_names(flow_run_id):
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -54,15 +61,30 @@ def test_flow_maps_shards_publishes_and_reports_artifacts(prefect_harness, tmp_p
     assert [n for n in names if n.startswith("generate-")] == ["generate-shard-00000", "generate-shard-00001", "generate-shard-00002"]
     artifacts = {a.key: a for a in _artifacts(flow_run_id)}
     assert set(artifacts) == {
-        "build-tiny-outcomes", "build-tiny-model-usage", "build-tiny-quality", "build-tiny-version", "build-tiny-report",
+        f"build-tiny-{kind}" for kind in (
+            "card", "report", "version", "validation", "outcomes", "quality", "model-usage", "trend", "trend-chart")
     }
+    # On the flow run itself, not on a task, and each says which dataset and version it is about.
+    assert all(a.task_run_id is None for a in artifacts.values())
+    assert all("tiny@v1" in a.description for k, a in artifacts.items() if not k.startswith("build-tiny-trend"))
     outcomes = json.loads(artifacts["build-tiny-outcomes"].data)
     assert {row["outcome"]: row["samples"] for row in outcomes} == result.counts
     usage = json.loads(artifacts["build-tiny-model-usage"].data)
     assert {row["model"] for row in usage} == {"teacher", "student"}
-    assert result.uri in artifacts["build-tiny-version"].data  # a link artifact (stored as markdown)
+    # The version link opens the card's page in the UI; the card says where the version is as a file:// URI.
+    card = artifacts["build-tiny-card"]
+    assert f"/artifacts/artifact/{card.id}" in artifacts["build-tiny-version"].data
+    assert f"`file://{result.uri}`" in card.data and "manifest.json" in card.data
     report = artifacts["build-tiny-report"].data
-    assert "## Samples by outcome" in report and "█" in report and "tiny@v1" in report
+    assert report.startswith("# ✅ tiny@v1: published") and "| headline | value |" in report
+    assert "## Samples by outcome" in report and "█" in report
+    trend = json.loads(artifacts["build-tiny-trend"].data)
+    assert [row["version"] for row in trend] == ["v1 (this build)"]
+
+    run = _flow_run(flow_run_id)
+    assert run.name == "tiny@v1" and result_state.message.startswith("tiny@v1: published;")
+    assert {"dataset:tiny", "version:v1", "teacher:tiny-teacher", "student:tiny-student", "mode:tessy",
+            "status:published"} <= set(run.tags)
 
 
 def test_a_failed_flow_marks_the_build_failed_and_a_rerun_continues_it(prefect_harness, tmp_path, ending_models):
