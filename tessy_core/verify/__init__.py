@@ -5,7 +5,7 @@
         row.update(result.to_record())
 """
 
-from tessy_core.verify.config import ExecutionLimits, SandboxConfig
+from tessy_core.verify.config import Comparison, ExecutionLimits, SandboxConfig
 from tessy_core.verify.errors import SandboxError, SandboxUnavailable
 from tessy_core.verify.extract import Program, extract_program
 from tessy_core.verify.results import TestOutcome, Verdict, VerificationResult
@@ -15,6 +15,7 @@ from tessy_core.verify.worker import IsolationReport
 
 __all__ = [
     "CallTest",
+    "Comparison",
     "ExecutionLimits",
     "IsolationReport",
     "Program",

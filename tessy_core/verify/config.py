@@ -26,6 +26,18 @@ class ExecutionLimits(BaseModel):
         return cls(**given)
 
 
+class Comparison(BaseModel):
+    """How outputs are compared (see `tessy_core.verify.compare`): exact, except a tolerance where the
+    expected token or value is a float. Per source in `SandboxConfig.comparison_by_source`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    float_abs_tol: float = Field(default=1e-6, ge=0, description="tolerance where the expected value is a float")
+    float_rel_tol: float = Field(default=1e-6, ge=0)
+    comparison_by_source: dict[str, Comparison] = Field(
+        default_factory=dict, description="catalog source name -> its checker tolerance (else the two above)")
+
+
 class SandboxConfig(BaseModel):
     """How the sandbox runs programs. Loaded from YAML with `SandboxConfig.from_yaml`."""
 
@@ -36,18 +48,19 @@ class SandboxConfig(BaseModel):
     wall_time_grace_s: float = Field(default=0.5, ge=0)
     max_output_bytes: int = Field(default=8 << 20, ge=1024, description="stdout beyond this kills the program")
     detail_chars: int = Field(default=1000, ge=0, description="stdout/stderr/expected kept per test detail")
-    max_processes: int = Field(default=32, ge=1, description="RLIMIT_NPROC for the program's uid (threads count)")
+    max_processes: int = Field(default=32, ge=1, description="tasks (processes and threads) of a program's whole tree")
     max_open_files: int = Field(default=64, ge=8)
     max_file_mb: int = Field(default=32, ge=0, description="RLIMIT_FSIZE")
     scratch_mb: int = Field(default=256, ge=16, description="tmpfs per zygote holding the working directories")
-    float_abs_tol: float = Field(default=1e-6, ge=0)
+    float_abs_tol: float = Field(default=1e-6, ge=0, description="tolerance where the expected value is a float")
     float_rel_tol: float = Field(default=1e-6, ge=0)
+    comparison_by_source: dict[str, Comparison] = Field(
+        default_factory=dict, description="catalog source name -> its checker tolerance (else the two above)")
     stop_on_first_failure: bool = True
     uid_base: int = Field(default=64000, ge=1000, description="first uid of the per-worker program uids")
     uid_slots: int = Field(default=512, ge=1, description="how many uids from uid_base may be claimed")
-    require_isolation: bool = Field(
-        default=True, description="refuse to start unless network/mount namespaces and the uid switch all hold")
-    python_executable: str | None = Field(default=None, description="interpreter of the zygotes; default: this one")
+    python_executable: str | None = Field(
+        default=None, description="interpreter of the zygotes (programs get its stdlib); default: this one's base")
     cxx_compiler: str = "g++"
     cxx_flags: tuple[str, ...] = ("-O2", "-std=c++17", "-pipe")
     compile_time_limit_s: float = Field(default=30.0, gt=0)
@@ -60,6 +73,12 @@ class SandboxConfig(BaseModel):
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of sandbox settings")
         return cls(**data)
+
+    def comparison(self, source: str | None = None) -> Comparison:
+        """The comparison of a prompt from `source` (a catalog source name), or the default one."""
+        if source is not None and source in self.comparison_by_source:
+            return self.comparison_by_source[source]
+        return Comparison(float_abs_tol=self.float_abs_tol, float_rel_tol=self.float_rel_tol)
 
     def worker_count(self) -> int:
         return self.workers or len(os.sched_getaffinity(0))
