@@ -7,12 +7,17 @@ import threading
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: str, durable: bool = True) -> None:
+def write_atomic(path: Path, data: str, durable: bool = True, mode: int | None = None) -> None:
     """Replace `path` whole. `durable` also fsyncs, so the new content survives a power cut; a
-    process crash (kill -9) never leaves a half-written file either way."""
+    process crash (kill -9) never leaves a half-written file either way. `mode` (e.g. 0o600 for
+    files holding hidden tests) is set before any byte is written; None: the umask decides."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with tmp.open("w") as handle:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o666 if mode is None else mode)
+        if mode is not None:
+            os.fchmod(fd, mode)  # exact, whatever the umask
+        with open(fd, "w") as handle:
             handle.write(data)
             if durable:
                 handle.flush()
