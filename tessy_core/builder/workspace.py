@@ -60,8 +60,11 @@ class BuildWorkspace:
         self.dir = Path(root) / build_id
         self.shards_dir = self.dir / "shards"
         self.checkpoints_dir = self.dir / "checkpoints"
+        # Private to the build's user: prompts.jsonl holds every hidden test with its expected output.
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
         for directory in (self.shards_dir, self.checkpoints_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     # --- plan -------------------------------------------------------------------------------
     def freeze_plan(self, plan: BuildPlan, prompts: list[PromptRecord]) -> BuildPlan:
@@ -74,7 +77,7 @@ class BuildWorkspace:
                     f"not {plan.config_hash}"
                 )
             return existing
-        write_atomic(self.dir / "prompts.jsonl", "".join(p.model_dump_json() + "\n" for p in prompts))
+        write_atomic(self.dir / "prompts.jsonl", "".join(p.model_dump_json() + "\n" for p in prompts), mode=0o600)
         write_atomic(self.dir / "plan.json", plan.model_dump_json(indent=2))
         return plan
 
