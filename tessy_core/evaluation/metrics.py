@@ -47,7 +47,9 @@ def parse_output(text: str, markers: ThinkingMarkers, ended: bool, language: str
     closes = [(body.find(end), end) for end in markers.think_end if end and end in body]
     if closes:
         at, end = min(closes)
-        thinking, answer = body[:at], body[at + len(end):]
+        # The full closing (e.g. harmony's switch to the final channel) when the model wrote it whole.
+        close = markers.answer_open.strip() if body[at:].startswith(markers.answer_open.strip()) else end
+        thinking, answer = body[:at], body[at + len(close):]
     else:
         errors.append(UNCLOSED_THINKING)
         thinking, answer = body, ""
