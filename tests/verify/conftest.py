@@ -1,4 +1,4 @@
-"""A real sandbox (namespaces, uid switch, rlimits) shared by a test module, and host-integrity checks."""
+"""A real sandbox (namespaces, cgroups, seccomp, uid switch) shared by a test module, and host-integrity checks."""
 
 from __future__ import annotations
 
@@ -30,6 +30,42 @@ def processes_of(uids: list[int]) -> list[int]:
     return found
 
 
+def sysv_ipc_of(uids: list[int]) -> list[str]:
+    """System V IPC objects (shared memory, message queues, semaphores) on the host owned by `uids`."""
+    wanted = {str(uid) for uid in uids}
+    found = []
+    for kind in ("shm", "msg", "sem"):
+        lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        header = lines[0].split()
+        for line in lines[1:]:
+            row = dict(zip(header, line.split()))
+            if row.get("uid") in wanted or row.get("cuid") in wanted:
+                found.append(f"{kind} key={row.get('key')}")
+    return found
+
+
+def files_of(uids: list[int], directories: tuple[str, ...] = ("/tmp", "/var/tmp", "/dev/shm")) -> list[str]:
+    """Files directly in the host's shared scratch directories owned by `uids`."""
+    found = []
+    for directory in directories:
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid in uids:
+                    found.append(entry.path)
+            except OSError:
+                continue
+    return found
+
+
+def cgroup_members(sandbox: Sandbox) -> list[str]:
+    """Processes still in the workers' cgroups (between executions there must be none)."""
+    return [f"{d}: {pid}" for d in sandbox.cgroup_dirs() for pid in Path(d, "cgroup.procs").read_text().split()]
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -59,13 +95,18 @@ def run(sandbox: Sandbox, source: str, tests: list[dict] | None = None,
 
 @pytest.fixture
 def host_intact(sandbox: Sandbox) -> Iterator[None]:
-    """After the test: the workers are the same live processes, nothing runs as a program uid,
-    and the pool still judges a trivial program correctly."""
+    """After the test: the workers are the same live processes; nothing runs as a program uid or
+    sits in the workers' cgroups; no System V IPC object and no file in the host's scratch
+    directories belongs to a program uid; the pool still judges a trivial program correctly."""
     workers, restarts = sandbox.worker_pids(), sandbox.restarts
     yield
     assert sandbox.restarts == restarts, "a hostile program took a sandbox worker down"
     assert sandbox.worker_pids() == workers
     assert all(alive(pid) for pid in workers)
-    assert processes_of(sandbox.program_uids()) == []
+    uids = sandbox.program_uids()
+    assert processes_of(uids) == []
+    assert cgroup_members(sandbox) == []
+    assert sysv_ipc_of(uids) == []
+    assert files_of(uids) == []
     canary = run(sandbox, "print(int(input()) + 1)\n", [{"input": "41\n", "output": "42\n"}])
     assert canary.verdict.value == "accepted", canary

@@ -186,8 +186,9 @@ def test_writing_outside_its_directory(sandbox, host_dirs):
     Path("/tmp/tessy-sandbox-probe").unlink(missing_ok=True)
     targets = [outside / "new.txt", victim, inside_tmp / "new.txt", REPO_ROOT / "pwned.txt", Path("/dev/shm/pwned")]
     stdin = "\n".join(str(path) for path in targets)
-    # Only its own directory is writable (TMPDIR points there); /tmp is the worker's private tmpfs.
-    expected = "denied\n" * len(targets) + "written\ndenied\n"
+    # Host paths do not exist in its root; only its own /tmp (a fresh tmpfs, its working directory, which
+    # /dev/shm points into) is writable.
+    expected = "denied\n" * (len(targets) - 1) + "written\n" + "written\nwritten\n"
     result = run(sandbox, ATTEMPT_WRITES, [{"input": stdin, "output": expected}])
     assert result.verdict is Verdict.ACCEPTED, result.tests[0].stdout
     assert victim.read_text() == "original"
@@ -208,18 +209,17 @@ def test_file_size_limit(sandbox):
 
 
 SNOOP = """
-import os
+import os, sys
 secret = os.environ.get("TESSY_TEST_SECRET", "")
 print("env", "leaked" if secret else "clean")
-zygote = os.getppid()
-host = int(open(f"/proc/{zygote}/status").read().split("PPid:")[1].split()[0])
-for pid in (zygote, host):
+host, zygote, *paths = input().split()
+for pid in (host, zygote):
     try:
         data = open(f"/proc/{pid}/environ", "rb").read()
         print("read", len(data))
     except OSError:
         print("denied")
-for path in input().split():
+for path in paths:
     try:
         print("read", open(path).read())
     except OSError:
@@ -232,14 +232,14 @@ def test_reading_the_parents_environment_and_secrets(monkeypatch, tmp_path):
     monkeypatch.setenv("TESSY_TEST_SECRET", secret)
     secret_file = tmp_path / "key"
     secret_file.write_text(secret)
-    secret_file.chmod(0o600)
+    secret_file.chmod(0o644)  # even world-readable: not in the sandbox's file system
     home_secret = Path.home() / f".tessy-verify-secret-{os.getpid()}"
     home_secret.write_text(secret)
     home_secret.chmod(0o600)
     try:
         with start_sandbox() as pool:
-            result = run(pool, SNOOP, [{"input": f"{secret_file} {home_secret}\n",
-                                        "output": "env clean\ndenied\ndenied\ndenied\ndenied\n"}])
+            stdin = f"{os.getpid()} {pool.worker_pids()[0]} {secret_file} {home_secret}\n"
+            result = run(pool, SNOOP, [{"input": stdin, "output": "env clean\ndenied\ndenied\ndenied\ndenied\n"}])
     finally:
         home_secret.unlink()
     assert result.verdict is Verdict.ACCEPTED, result.tests[0].stdout + result.tests[0].stderr
@@ -248,20 +248,21 @@ def test_reading_the_parents_environment_and_secrets(monkeypatch, tmp_path):
 
 KILL_PARENT = """
 import os, signal
-zygote = os.getppid()
-host = int(open(f"/proc/{zygote}/status").read().split("PPid:")[1].split()[0])
-for target in (lambda: os.kill(zygote, signal.SIGKILL), lambda: os.killpg(os.getpgid(zygote), signal.SIGKILL),
-               lambda: os.kill(host, signal.SIGKILL)):
+host, zygote = map(int, input().split())
+for target in (lambda: os.kill(zygote, signal.SIGKILL), lambda: os.killpg(zygote, signal.SIGKILL),
+               lambda: os.kill(host, signal.SIGKILL), lambda: os.kill(os.getppid() or -12345, signal.SIGKILL)):
     try:
         target()
         print("killed")
-    except PermissionError:
+    except (PermissionError, ProcessLookupError):
         print("denied")
 """
 
 
 def test_killing_its_parent(sandbox):
-    result = run(sandbox, KILL_PARENT, [{"input": "", "output": "denied\ndenied\ndenied\n"}])
+    # Neither the zygote nor the host exists in the program's PID namespace.
+    stdin = f"{os.getpid()} {sandbox.worker_pids()[0]}\n"
+    result = run(sandbox, KILL_PARENT, [{"input": stdin, "output": "denied\ndenied\ndenied\ndenied\n"}])
     assert result.verdict is Verdict.ACCEPTED, result.tests[0].stdout + result.tests[0].stderr
     assert alive(os.getpid())
 
