@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "group:evaluate",
     "generate": "commands",
     "predictor": "group:predictor",
+    "preflight": "commands",
     "sandbox": "group:sandbox",
     "toyworld": "group:toyworld",
     "workers": "group:workers",
