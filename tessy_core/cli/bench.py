@@ -129,6 +129,62 @@ def decode(
     emit(result, as_json, human=_human(result))
 
 
+@app.command("gpu-projection")
+def gpu_projection(
+    world: Optional[Path] = typer.Option(
+        None, "--world", file_okay=False, help="a built small world (default: the cached default world)"
+    ),
+    samples: int = typer.Option(64, "--samples", min=1),
+    concurrency: int = typer.Option(64, "--concurrency", min=1, help="samples in flight (the lock-step pool size)"),
+    modes: str = typer.Option("tessy,teacher_only,lockstep_standin", "--modes", help="also: tessy_stream, tessy_fixed"),
+    lockstep_k: str = typer.Option("10,5", "--lockstep-k", help="TEACHER,STUDENT tokens per request of the stand-in"),
+    thinking_tokens: float = typer.Option(14_600, "--thinking-tokens", min=64, help="mean thinking length per sample"),
+    prompts: int = typer.Option(80_000, "--project-prompts", min=1, help="build size the GPU-hours are projected for"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """PROJECTION from a latency model of GPU vLLM replicas (not a measurement): the real engine,
+    predictors and schedules on a virtual clock; tessy vs teacher_only and vs the lock-step stand-in."""
+    from tessy_core.bench.gpu_projection import ProjectionSettings, TraceProfile, run_projection
+    from tessy_core.toyworld.build import WorldConfig, default_world_root
+
+    root = world or default_world_root(WorldConfig())
+    if not (root / "world.json").exists():
+        fail(f"{root}: no built world (run `tessy toyworld build`)", as_json)
+    try:
+        teacher_k, student_k = (int(x) for x in lockstep_k.split(","))
+        settings = ProjectionSettings(
+            samples=samples, concurrency=concurrency, modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+            lockstep_teacher_k=teacher_k, lockstep_student_k=student_k, prompts_to_project=prompts,
+            profile=TraceProfile(thinking_tokens_mean=thinking_tokens),
+        )
+    except (ValueError, ValidationError) as error:
+        fail(f"invalid settings: {error}", as_json)
+        return
+
+    def on_mode(mode: str, figures: dict) -> None:
+        console.print(
+            f"[bold]{mode}[/]: {figures['virtual_s']} s projected, {figures['output_tokens']} output tokens, "
+            f"{figures['requests']} requests, {figures['samples_ok']} ok (simulated in {figures['simulation_cpu_s']} s of CPU)"
+        )
+
+    result = run_projection(root, settings, on_mode)
+    emit(result, as_json, human=_projection_human(result))
+
+
+def _projection_human(result: dict) -> str:
+    lines = ["PROJECTION from a latency model (docs/sizing.md), not a measurement"]
+    for mode, f in result["modes"].items():
+        projected = f.get("projected", {})
+        lines.append(
+            f"  {mode:<17} {f['s_per_1k_output_tokens']!s:>8} s per 1K output tokens, "
+            f"{projected.get('gpu_hours', '-')} GPU-hours for {projected.get('prompts', '-')} prompts"
+        )
+    r = result["ratios"]
+    lines.append(f"tessy / teacher_only {r['tessy_vs_teacher_only']} (target <= 1.3); "
+                 f"lockstep_standin / tessy {r['lockstep_vs_tessy']} (target >= 1.5)")
+    return "\n".join(lines)
+
+
 @app.command()
 def checkpoints(
     samples: int = typer.Option(16, "--samples", min=1),
@@ -197,3 +253,22 @@ def _human(result: dict) -> str:
         f"(its target applies to the GPU projection, docs/sizing.md)"
     )
     return "\n".join(lines)
+
+
+@app.command("cli")
+def cli_startup(
+    repeats: int = typer.Option(5, "--repeats", min=1, help="runs per command (the median is reported)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+) -> None:
+    """Wall and CPU time of everyday commands (help, datasets, export, ingest, sandbox run)."""
+    from tessy_core.bench.cli_startup import run_cli_bench
+
+    result = run_cli_bench(repeats)
+    lines = [f"{'command':<28} {'wall s':>7} {'cpu s':>7} {'target':>7} {'x python':>9}"]
+    for row in result["timings"]:
+        target = "-" if row["target_s"] is None else f"{row['target_s']}"
+        flag = "" if row["within_target"] in (None, True) else "  over target"
+        bad = "" if row["exit_codes"] == [0] else f"  exit {row['exit_codes']}"
+        lines.append(f"{row['command']:<28} {row['wall_s']:>7} {row['cpu_s']:>7} {target:>7} {row['x_python_startup']:>9}{flag}{bad}")
+    lines.append(f"load average (1 min) before/after: {result['load_average_1m']}")
+    emit({"ok": True, **result}, as_json, "\n".join(lines))

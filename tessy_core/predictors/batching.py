@@ -19,6 +19,11 @@ class MicroBatcher(Generic[Item, Result]):
     def __init__(self, run_batch: Callable[[list[Item]], list[Result]], max_batch: int):
         self._run_batch = run_batch
         self._max_batch = max_batch
+        # Simulations on a virtual clock (`bench/gpu_projection.py`) run batches on the event loop's
+        # thread, each taking `inline_delay_s` of (virtual) time, so the clock never runs ahead of
+        # a batch computing on another thread.
+        self.inline = False
+        self.inline_delay_s = 0.0
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._worker: asyncio.Task | None = None
         self.batches = 0
@@ -36,7 +41,11 @@ class MicroBatcher(Generic[Item, Result]):
         while self._pending:
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             try:
-                results = await asyncio.to_thread(self._run_batch, [item for item, _ in batch])
+                if self.inline:
+                    results = self._run_batch([item for item, _ in batch])
+                    await asyncio.sleep(self.inline_delay_s)
+                else:
+                    results = await asyncio.to_thread(self._run_batch, [item for item, _ in batch])
             except Exception as error:  # every waiter learns why, none hangs
                 for _, future in batch:
                     if not future.done():

@@ -1,0 +1,564 @@
+"""A GPU-regime projection: the real engine, real predictors and real schedules against a latency
+model of GPU vLLM replicas, on a virtual clock. `tessy bench gpu-projection`.
+
+Why: on the CPU world every request costs tens of milliseconds of fixed overhead, which hides what
+a GPU node does with the same schedule. Here nothing is served: a `SimulatedReplica` stands for a
+vLLM replica and a `SimulatedBackend` for the HTTP backend, so the engine's own code (span
+requests, stop strings, learned request sizes, predictors, both schedulers) runs unchanged while
+time is the model's. THE FIGURES ARE A PROJECTION FROM A MODEL, not a measurement.
+
+The replica model (per replica; every number is a parameter, defaults in `ReplicaModel`):
+- continuous batching: each decode step advances every running sequence by one token and takes
+  `step_overhead_ms + (weight bytes read + KV bytes read) / (HBM bandwidth x efficiency)`, per GPU
+  of the replica: decode time grows with the batch and with the contexts it attends over;
+- prefill: prompt tokens not in the prefix cache are computed at `prefill_tokens_per_s` (chunked
+  into the running steps: they lengthen the step for everybody). The cache is per replica and per
+  sample (the engine pins a sample's requests to one replica): a request reuses the longest prefix
+  it shares with that sample's previous request, less one 16-token block;
+- per-request overhead: `request_overhead_ms` of the server's single API process per request
+  (admission, tokenizing, detokenizing, the HTTP reply), served one at a time; streamed requests
+  add `stream_token_overhead_ms` per token sent;
+- stop strings end a sequence at the server as vLLM does (the text stops before the string; its
+  tokens were decoded); a closed stream stops decoding at the next step.
+The KV cache is assumed to hold every in-flight trace (size `concurrency` by docs/sizing.md §4).
+
+The traces (`TraceProfile`): each sample's thinking length is drawn around the paper's 14.6K tokens,
+its answer between 1K and 4K tokens. The models write the small world's kind of text: the teacher
+sentences of capability clauses each opened by its own style opener, the student its own openers
+(and clauses the predictor cuts away); span lengths are therefore the small world's, and a trace
+holds as many spans as its length needs ("scaled up" in count, not in span length), which gives a
+teacher share of kept tokens close to the paper's 0.70-0.78. Real predictors decide every handover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tessy_core.backends.base import Completion, SamplingParams, TextWatcher, TokenScores
+
+# -- the virtual clock ----------------------------------------------------------------------------
+
+
+class VirtualClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to the next timer whenever nothing is ready to run.
+
+    Sleeps cost no wall time; computation costs no virtual time (the simulation charges what it
+    models explicitly). Nothing in a simulation may wait on real I/O or threads.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._virtual_now = 0.0
+
+    def time(self) -> float:  # noqa: D102 - asyncio API
+        return self._virtual_now
+
+    def _run_once(self) -> None:
+        ready = self._ready  # type: ignore[attr-defined]
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        if not ready:
+            while scheduled and scheduled[0]._cancelled:
+                heapq.heappop(scheduled)
+                self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
+            if scheduled:
+                self._virtual_now = max(self._virtual_now, scheduled[0]._when)
+        super()._run_once()  # type: ignore[misc]
+
+
+def run_virtual(coro):
+    """Run a coroutine to completion on a fresh `VirtualClockLoop`."""
+    loop = VirtualClockLoop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
+# -- the replica model ----------------------------------------------------------------------------
+
+
+class ReplicaModel(BaseModel):
+    """A GPU vLLM replica, as the projection models it (docs/sizing.md says where each number comes from)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    gpus: int = Field(1, ge=1)
+    # Bytes read per decode step and GPU: weights (with tensor parallelism, each GPU's share; for a
+    # mixture of experts at large batch, about all experts) and the KV cache of the batch.
+    weight_gb_per_gpu: float
+    kv_kib_per_token_per_gpu: float
+    hbm_tb_s: float = 3.35  # H100 SXM
+    bandwidth_efficiency: float = 0.6
+    step_overhead_ms: float = 4.0  # scheduling, sampling, kernel launches, TP all-reduce
+    prefill_tokens_per_s: float = 20_000.0
+    request_overhead_ms: float = 3.0  # API process time per request, one request at a time
+    stream_token_overhead_ms: float = 0.05
+
+    def step_s(self, context_tokens: int, new_prefill_tokens: int) -> float:
+        bytes_read = self.weight_gb_per_gpu * 1e9 + context_tokens * self.kv_kib_per_token_per_gpu * 1024
+        decode = bytes_read / (self.hbm_tb_s * 1e12 * self.bandwidth_efficiency)
+        return self.step_overhead_ms / 1000 + decode + new_prefill_tokens / self.prefill_tokens_per_s
+
+
+# GPT-OSS-120B on 4 H100s (TP 4): ~65 GB of weights (MXFP4 experts), all read at large batch,
+# a quarter per GPU; KV 72 KiB/token with half the layers over a 128-token window: ~36 KiB, a
+# quarter per GPU. Qwen3-8B on one H100: 16.4 GB of bf16 weights, 144 KiB/token of KV.
+TEACHER_GPU = ReplicaModel(name="gpt-oss-120b-tp4", gpus=4, weight_gb_per_gpu=16.3, kv_kib_per_token_per_gpu=9.0,
+                           step_overhead_ms=6.0, prefill_tokens_per_s=25_000.0)
+STUDENT_GPU = ReplicaModel(name="qwen3-8b", gpus=1, weight_gb_per_gpu=16.4, kv_kib_per_token_per_gpu=144.0,
+                           step_overhead_ms=4.0, prefill_tokens_per_s=15_000.0)
+
+
+class TraceProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    thinking_tokens_mean: float = Field(14_600, gt=0, description="paper: TESSY traces ~14.6K tokens")
+    thinking_tokens_sigma: float = Field(0.35, ge=0, description="lognormal spread of a sample's thinking length")
+    answer_tokens_min: int = Field(1_000, ge=1)
+    answer_tokens_max: int = Field(4_000, ge=1)
+    problem_tokens: int = Field(500, ge=1)
+    seed: int = 0
+
+
+@dataclass
+class _Sequence:
+    tokens: list[str]  # the text it will write, token by token (beyond what it may be allowed)
+    max_tokens: int
+    stop: tuple[str, ...]
+    context: int  # tokens it attends over (prompt + written)
+    prefill: int  # prompt tokens to compute first
+    stream: bool
+    watch: TextWatcher | None = None
+    eos: bool = False  # the planned text ends the turn (EOS after its last token)
+    text: str = ""
+    written: int = 0
+    done: asyncio.Future | None = None
+    closed: bool = False
+    finish_reason: str | None = None
+    stop_string: str | None = None
+
+
+class SimulatedReplica:
+    """One replica: a continuous-batching decode loop on the virtual clock, and its counters."""
+
+    def __init__(self, model: ReplicaModel):
+        self.model = model
+        self._waiting: list[_Sequence] = []
+        self._running: list[_Sequence] = []
+        self._wakeup: asyncio.Event | None = None
+        self._loop_task: asyncio.Task | None = None
+        self._frontend_free_at = 0.0
+        self._prefix: dict[str, str] = {}
+        self.busy_s = 0.0
+        self.steps = 0
+        self.requests = 0
+        self.prompt_tokens = 0
+        self.cached_prompt_tokens = 0
+        self.generation_tokens = 0
+        self.batch_token_sum = 0
+
+    async def _frontend(self, cost_s: float) -> None:
+        """The API process serves requests one at a time."""
+        loop = asyncio.get_running_loop()
+        start = max(loop.time(), self._frontend_free_at)
+        self._frontend_free_at = start + cost_s
+        await asyncio.sleep(self._frontend_free_at - loop.time())
+
+    def cached_prefix(self, key: str | None, prompt: str, prompt_tokens: int, count) -> int:
+        """Prompt tokens this request finds in the prefix cache (its sample's previous prompt)."""
+        if key is None:
+            return 0
+        previous = self._prefix.get(key, "")
+        self._prefix[key] = prompt
+        if not previous:
+            return 0
+        same = len(previous) if prompt.startswith(previous) else _common_prefix(previous, prompt)
+        new_tokens = count(prompt[same:]) + 16  # the last block is computed again
+        return max(0, prompt_tokens - new_tokens)
+
+    async def generate(self, sequence: _Sequence) -> _Sequence:
+        loop = asyncio.get_running_loop()
+        self.requests += 1
+        await self._frontend(self.model.request_overhead_ms / 1000)
+        sequence.done = loop.create_future()
+        self._waiting.append(sequence)
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = loop.create_task(self._decode_loop())
+        elif self._wakeup is not None:
+            self._wakeup.set()
+        await sequence.done
+        await self._frontend(self.model.request_overhead_ms / 1000 / 2)  # the reply
+        return sequence
+
+    async def _decode_loop(self) -> None:
+        while self._waiting or self._running:
+            admitted, self._waiting = self._waiting, []
+            prefill = sum(s.prefill for s in admitted)
+            self._running.extend(admitted)
+            context = sum(s.context for s in self._running)
+            step = self.model.step_s(context, prefill)
+            self.steps += 1
+            self.busy_s += step
+            self.batch_token_sum += len(self._running)
+            await asyncio.sleep(step)
+            still = []
+            for sequence in self._running:
+                if sequence.closed:  # the client closed the stream: aborted at this step
+                    if not sequence.done.done():
+                        sequence.done.set_result(None)
+                    continue
+                if self._advance(sequence):
+                    still.append(sequence)
+            self._running = still
+        self._loop_task = None
+
+    def _advance(self, sequence: _Sequence) -> bool:
+        """One token for `sequence`; False once it finished."""
+        token = sequence.tokens[sequence.written] if sequence.written < len(sequence.tokens) else ""
+        sequence.written += 1
+        sequence.context += 1
+        self.generation_tokens += 1
+        sequence.text += token
+        for stop in sequence.stop:
+            at = sequence.text.find(stop, max(0, len(sequence.text) - len(token) - len(stop)))
+            if at != -1:
+                sequence.text = sequence.text[:at]
+                sequence.finish_reason, sequence.stop_string = "stop", stop
+                sequence.done.set_result(None)
+                return False
+        if sequence.eos and sequence.written >= len(sequence.tokens):
+            sequence.finish_reason = "stop"
+            sequence.done.set_result(None)
+            return False
+        if sequence.written >= sequence.max_tokens:
+            sequence.finish_reason = "length"
+            sequence.done.set_result(None)
+            return False
+        if sequence.stream and sequence.watch is not None:
+            asyncio.get_running_loop().create_task(_notify(sequence, self.model.stream_token_overhead_ms / 1000))
+        return True
+
+    def figures(self, wall_s: float) -> dict:
+        return {
+            "model": self.model.name,
+            "gpus": self.model.gpus,
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "prompt_tokens_cached": self.cached_prompt_tokens,
+            "generation_tokens": self.generation_tokens,
+            "decode_steps": self.steps,
+            "mean_batch": round(self.batch_token_sum / self.steps, 1) if self.steps else 0.0,
+            "busy_share": round(self.busy_s / wall_s, 3) if wall_s else 0.0,
+            "generation_tokens_per_s": round(self.generation_tokens / wall_s, 1) if wall_s else 0.0,
+        }
+
+
+async def _notify(sequence: _Sequence, delay_s: float) -> None:
+    """A streamed token reaches the client (after its share of the API process)."""
+    if delay_s:
+        await asyncio.sleep(delay_s)
+    if sequence.closed or sequence.done.done():
+        return
+    if await sequence.watch(sequence.text):
+        sequence.closed = True
+        sequence.finish_reason = "closed"
+
+
+def _common_prefix(a: str, b: str) -> int:
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+# -- what the simulated models write ----------------------------------------------------------------
+
+
+@dataclass
+class TextPools:
+    """Sentences of the small world: capability clauses and each side's style openers."""
+
+    clauses: list[str]
+    teacher_openers: list[str]
+    student_openers: list[str]
+    student_closings: list[str]
+    answer_lines: list[str]
+
+    @classmethod
+    def from_world_corpus(cls, corpus_dir: Path, limit: int = 2000) -> "TextPools":
+        from tessy_core.toyworld.styles import STUDENT_STYLE, TEACHER_STYLE
+
+        clauses, answers = set(), []
+        with (corpus_dir / "teacher.jsonl").open() as handle:
+            for _, line in zip(range(limit), handle):
+                row = json.loads(line)
+                text, cursor = row["thinking"], 0
+                for start, end in row["style_spans"]:
+                    piece = text[cursor:start].strip()
+                    if piece.endswith("."):
+                        clauses.add(piece)
+                    cursor = end
+                answers.extend(line for line in row["answer"].splitlines() if line.strip() and "```" not in line)
+        return cls(sorted(clauses), list(TEACHER_STYLE.openers), list(STUDENT_STYLE.openers),
+                   list(STUDENT_STYLE.closings), sorted(set(answers)))
+
+
+@dataclass
+class _SampleScript:
+    thinking_tokens: int
+    answer_tokens: int
+    rng: random.Random
+
+
+class SimulatedBackend:
+    """A `Backend` (and `StreamingBackend`) of one model served by simulated replicas."""
+
+    def __init__(self, role: str, replica: SimulatedReplica, tokenizer, pools: TextPools, profile: TraceProfile,
+                 think_end: str = "</think>", answer_open: str = "\n</think>\n\n"):
+        self.role = role
+        self.replica = replica
+        self.tokenizer = tokenizer
+        self.pools = pools
+        self.profile = profile
+        self.think_end = think_end
+        self.answer_open = answer_open
+        self._scripts: dict[str, _SampleScript] = {}
+
+    @property
+    def model_id(self) -> str:
+        return f"simulated:{self.replica.model.name}"
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False)) if text else 0
+
+    def _tokens(self, text: str) -> list[str]:
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = encoded["offset_mapping"]
+        pieces, cursor = [], 0
+        for index, (_, end) in enumerate(offsets):
+            end = len(text) if index == len(offsets) - 1 else end
+            pieces.append(text[cursor:end])
+            cursor = end
+        return pieces
+
+    def script(self, key: str) -> _SampleScript:
+        sample = key.rsplit("/", 1)[0]
+        script = self._scripts.get(sample)
+        if script is None:
+            rng = random.Random(f"{self.profile.seed}:{sample}")
+            mean = self.profile.thinking_tokens_mean
+            sigma = self.profile.thinking_tokens_sigma
+            thinking = int(mean * math.exp(rng.gauss(0, sigma) - sigma * sigma / 2))
+            answer = rng.randint(self.profile.answer_tokens_min, self.profile.answer_tokens_max)
+            script = self._scripts[sample] = _SampleScript(max(thinking, 64), answer, random.Random(rng.random()))
+        return script
+
+    def _continuation(self, prompt: str, key: str, max_tokens: int) -> tuple[list[str], bool]:
+        """What the model writes after `prompt` (and whether that text ends its turn)."""
+        script = self.script(key or "anonymous")
+        rng, pools = script.rng, self.pools
+        if prompt.endswith(self.answer_open):
+            lines = []
+            while len(lines) * 9 < script.answer_tokens:
+                lines.append(rng.choice(pools.answer_lines))
+            tokens = self._tokens("```python\n" + "\n".join(lines) + "\n```")
+            return tokens[: script.answer_tokens], True
+        thinking = prompt.rsplit("<think>\n", 1)[-1]
+        # The thinking's length in tokens, estimated from its characters (3.6 per token in these pools).
+        written = len(thinking) / 3.6
+        if written >= script.thinking_tokens:
+            return self._tokens(self.think_end), False
+        budget = min(max_tokens + 8, int(script.thinking_tokens - written) + 8)
+        text = ""
+        while len(text) / 3.6 < budget:
+            if self.role == "teacher":
+                text += " " + rng.choice(pools.clauses) + " " + rng.choice(pools.teacher_openers)
+            else:
+                text += " " + rng.choice(pools.student_openers) + " " + rng.choice(pools.clauses)
+        if not thinking:
+            text = text.lstrip()
+        tokens = self._tokens(text)
+        if len(text) / 3.6 + written >= script.thinking_tokens:
+            tokens += self._tokens(self.think_end)
+        return tokens, False
+
+    async def complete(self, prompt: str, *, max_tokens: int, sampling: SamplingParams, stop: Sequence[str] = (),
+                       affinity_key: str | None = None) -> Completion:
+        return await self._generate(prompt, max_tokens, stop, affinity_key, None)
+
+    async def complete_watched(self, prompt: str, *, max_tokens: int, sampling: SamplingParams, watch: TextWatcher,
+                               stop: Sequence[str] = (), affinity_key: str | None = None) -> Completion:
+        return await self._generate(prompt, max_tokens, stop, affinity_key, watch)
+
+    async def _generate(self, prompt, max_tokens, stop, affinity_key, watch) -> Completion:
+        tokens, eos = self._continuation(prompt, affinity_key or "anonymous", max_tokens)
+        prompt_tokens = self.profile.problem_tokens + int(len(prompt) / 3.6)
+        cached = self.replica.cached_prefix(affinity_key, prompt, prompt_tokens, lambda t: int(len(t) / 3.6))
+        self.replica.prompt_tokens += prompt_tokens
+        self.replica.cached_prompt_tokens += cached
+        sequence = _Sequence(tokens, max_tokens, tuple(stop), prompt_tokens, prompt_tokens - cached,
+                             stream=watch is not None, watch=watch, eos=eos)
+        await self.replica.generate(sequence)
+        if sequence.finish_reason == "closed":
+            return Completion(sequence.text, sequence.written, "closed")
+        return Completion(sequence.text, sequence.written, sequence.finish_reason or "length", sequence.stop_string)
+
+    async def score(self, prompt: str, continuation: str, *, affinity_key: str | None = None) -> TokenScores:
+        raise NotImplementedError("the latency model does not score text")
+
+    async def aclose(self) -> None:
+        return None
+
+
+# -- the projection -------------------------------------------------------------------------------
+
+
+class ProjectionSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    samples: int = Field(64, ge=1)
+    concurrency: int = Field(64, ge=1)
+    modes: tuple[str, ...] = ("tessy", "teacher_only", "lockstep_standin")
+    lockstep_teacher_k: int = 10
+    lockstep_student_k: int = 5
+    predictor_step_ms: float = Field(2.0, ge=0, description="virtual time of one batched predictor call (GPU)")
+    prompts_to_project: int = Field(80_000, ge=1)
+    teacher: ReplicaModel = TEACHER_GPU
+    student: ReplicaModel = STUDENT_GPU
+    profile: TraceProfile = TraceProfile()
+
+
+def _decoder(mode: str, settings: ProjectionSettings, backends: dict, predictors: dict):
+    from tessy_core.chat import ChatFormat
+    from tessy_core.config import FAMILY_MARKERS, EngineConfig, Mode, ModelFamily, SamplingConfig
+    from tessy_core.engine.loop import CooperativeDecoder, Participant
+    from tessy_core.engine.records import Role
+
+    def fmt(tag: str) -> ChatFormat:
+        return ChatFormat(lambda problem: f"<|im_start|>user\n{problem}<|im_end|>\n<|im_start|>{tag}\n", FAMILY_MARKERS[ModelFamily.qwen3])
+
+    fixed = mode in ("lockstep_standin", "tessy_fixed")
+    engine = EngineConfig(
+        mode=Mode.teacher_only if mode == "teacher_only" else Mode.tessy,
+        max_thinking_tokens=200_000, max_answer_tokens=8_000, max_attempts=1,
+        concurrency=settings.concurrency,
+        span_requests={"tessy": "stops", "tessy_stream": "stream"}.get(mode, "fixed"),
+    )
+    k = {Role.teacher: settings.lockstep_teacher_k if fixed else 10, Role.student: settings.lockstep_student_k if fixed else 5}
+    participants = {
+        role: Participant(role, backends[role.value], fmt(role.value), k[role], SamplingConfig(), False,
+                          predictors[role.value] if mode != "teacher_only" else None)
+        for role in Role
+    }
+    return CooperativeDecoder(participants[Role.teacher], participants[Role.student], engine, config_hash="projection")
+
+
+async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, tokenizers: dict, pools: TextPools) -> dict:
+    from tessy_core.engine.records import SampleRequest
+    from tessy_core.engine.runner import run_samples, run_samples_lockstep
+    from tessy_core.predictors.learned import LearnedPredictor
+
+    replicas = {"teacher": SimulatedReplica(settings.teacher), "student": SimulatedReplica(settings.student)}
+    backends = {
+        role: SimulatedBackend(role, replicas[role], tokenizers[role], pools, settings.profile) for role in replicas
+    }
+    predictors = {}
+    if mode != "teacher_only":
+        for role in replicas:
+            predictor = LearnedPredictor(world_root / "predictors" / role, device="cpu")
+            for batcher in (predictor.batcher, getattr(predictor, "_step_batcher", None)):
+                if batcher is not None:
+                    batcher.inline, batcher.inline_delay_s = True, settings.predictor_step_ms / 1000
+            predictors[role] = predictor
+    decoder = _decoder(mode, settings, backends, predictors)
+    requests = [SampleRequest(f"{mode}-{i}", f"p{i}", f"problem {i}") for i in range(settings.samples)]
+    results = []
+    cpu_started = time.process_time()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    if mode == "lockstep_standin":
+        summary = await run_samples_lockstep(decoder, requests, pool_size=settings.concurrency, on_result=results.append)
+    else:
+        summary = await run_samples(decoder, requests, concurrency=settings.concurrency, on_result=results.append)
+    virtual_s = loop.time() - started
+    record = summary.to_record()
+    kept = record["tokens_kept"]
+    ok = [r for r in results if r.ok]
+    figures = {
+        "virtual_s": round(virtual_s, 1),
+        "samples_ok": summary.samples_ok,
+        "samples_failed": summary.samples_failed,
+        "failure_reasons": record["failure_reasons"],
+        "output_tokens": kept,
+        "requests": sum(m["requests"] for m in record["models"].values()),
+        "models": record["models"],
+        "replicas": {role: r.figures(virtual_s) for role, r in replicas.items()},
+        "s_per_1k_output_tokens": round(1000 * virtual_s / kept, 3) if kept else None,
+        "simulation_cpu_s": round(time.process_time() - cpu_started, 1),
+    }
+    generated = sum(r.generation_tokens for r in replicas.values())
+    figures["server_tokens_per_kept_token"] = round(generated / kept, 3) if kept else None
+    if ok:
+        figures["thinking_tokens_mean"] = round(sum(sum(s.tokens_kept for s in r.spans) for r in ok) / len(ok))
+        if mode != "teacher_only":
+            figures["teacher_token_share"] = round(sum(r.teacher_token_share for r in ok) / len(ok), 3)
+            figures["spans_per_sample"] = round(sum(len(r.spans) for r in ok) / len(ok), 1)
+    if predictors:
+        cpu = sum(p.stats()["cpu_s"] for p in predictors.values())
+        figures["predictor_cpu_s_per_1k_output_tokens"] = round(1000 * cpu / kept, 4) if kept else None
+    # GPU-hours for the projected build: this mode's pace on one teacher + one student replica.
+    gpus = settings.teacher.gpus + settings.student.gpus
+    if summary.samples_ok:
+        hours = settings.prompts_to_project * virtual_s / summary.samples_ok / 3600
+        figures["projected"] = {
+            "prompts": settings.prompts_to_project,
+            "replica_pair_hours": round(hours, 1),
+            "gpu_hours": round(hours * gpus, 0),
+            "gpus_per_replica_pair": gpus,
+        }
+    return figures
+
+
+def run_projection(world_root: str | Path, settings: ProjectionSettings = ProjectionSettings(), on_mode=None) -> dict:
+    """Every mode of `settings` on the latency model; figures per mode and the ratios that matter."""
+    from tessy_core.model_loading import load_pretrained
+
+    world_root = Path(world_root)
+    tokenizers = {role: load_pretrained("AutoTokenizer", world_root / "models" / role) for role in ("teacher", "student")}
+    pools = TextPools.from_world_corpus(world_root / "corpora")
+    figures = {}
+    for mode in settings.modes:
+        figures[mode] = run_virtual(_run_mode(mode, settings, world_root, tokenizers, pools))
+        if on_mode is not None:
+            on_mode(mode, figures[mode])
+
+    def ratio(a: str, b: str) -> float | None:
+        x, y = figures.get(a, {}).get("s_per_1k_output_tokens"), figures.get(b, {}).get("s_per_1k_output_tokens")
+        return round(x / y, 3) if x and y else None
+
+    return {
+        "projection": "a model of GPU vLLM replicas on a virtual clock, not a measurement (docs/sizing.md)",
+        "settings": settings.model_dump(mode="json"),
+        "modes": figures,
+        "ratios": {
+            "tessy_vs_teacher_only": ratio("tessy", "teacher_only"),
+            "lockstep_vs_tessy": ratio("lockstep_standin", "tessy"),
+            "tessy_stream_vs_tessy": ratio("tessy_stream", "tessy"),
+            "targets": {"tessy_vs_teacher_only_max": 1.3, "lockstep_vs_tessy_min": 1.5},
+        },
+    }
