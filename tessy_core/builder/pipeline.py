@@ -196,7 +196,7 @@ def prepare_build(config: BuildConfig) -> PreparedBuild:
             catalog_path=str(catalog.path), lineage_run_id=lineage_run_id,
         )
     plan = plan_build(
-        config.dataset, prompts, config_hash=identity_hash,
+        config.dataset, prompts, config_hash=identity_hash, generation_hash=config.generation.config_hash(),
         samples_per_prompt=config.samples_per_prompt,
         shard_size=shard_size_for(config, len(prompts) * config.samples_per_prompt),
     )

@@ -24,7 +24,13 @@ class SampleVerifier(Protocol):
     async def __call__(self, prompt: PromptRecord, answer: str) -> dict[str, Any]: ...
 
 def plan_build(
-    dataset: str, prompts: list[PromptRecord], *, config_hash: str, samples_per_prompt: int, shard_size: int
+    dataset: str,
+    prompts: list[PromptRecord],
+    *,
+    config_hash: str,
+    generation_hash: str,
+    samples_per_prompt: int,
+    shard_size: int,
 ) -> BuildPlan:
     """A deterministic plan: the same selection and config always give the same build id and shards."""
     prompt_ids = sorted(p.prompt_id for p in prompts)
@@ -35,13 +41,14 @@ def plan_build(
         for index, start in enumerate(range(0, len(prompt_ids), shard_size))
     ]
     return BuildPlan(
-        build_id=build_id, dataset=dataset, config_hash=config_hash, samples_per_prompt=samples_per_prompt, shards=shards
+        build_id=build_id, dataset=dataset, config_hash=config_hash, generation_hash=generation_hash,
+        samples_per_prompt=samples_per_prompt, shards=shards,
     )
 
 def shard_requests(plan: BuildPlan, shard: ShardSpec, prompts: dict[str, PromptRecord], mode: str) -> list[SampleRequest]:
     requests = [
         SampleRequest(
-            sample_id=sample_id_for(pid, index, mode, plan.config_hash),
+            sample_id=sample_id_for(pid, index, mode, plan.generation_hash),
             prompt_id=pid,
             problem=prompts[pid].statement,
             sample_index=index,

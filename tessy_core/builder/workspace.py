@@ -41,6 +41,9 @@ class BuildPlan(BaseModel):
     build_id: str
     dataset: str
     config_hash: str
+    # Sample ids come from the generation config alone (prompt, index, mode, generation hash): a
+    # different selection, output place or validation policy yields the same samples.
+    generation_hash: str
     samples_per_prompt: int
     shards: list[ShardSpec]
 

@@ -272,3 +272,22 @@ def cli_startup(
         lines.append(f"{row['command']:<28} {row['wall_s']:>7} {row['cpu_s']:>7} {target:>7} {row['x_python_startup']:>9}{flag}{bad}")
     lines.append(f"load average (1 min) before/after: {result['load_average_1m']}")
     emit({"ok": True, **result}, as_json, "\n".join(lines))
+
+
+@app.command("cli")
+def cli_startup(
+    repeats: int = typer.Option(5, "--repeats", min=1, help="runs per command (the median is reported)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+) -> None:
+    """Wall and CPU time of everyday commands (help, datasets, export, ingest, sandbox run)."""
+    from tessy_core.bench.cli_startup import run_cli_bench
+
+    result = run_cli_bench(repeats)
+    lines = [f"{'command':<28} {'wall s':>7} {'cpu s':>7} {'target':>7} {'x python':>9}"]
+    for row in result["timings"]:
+        target = "-" if row["target_s"] is None else f"{row['target_s']}"
+        flag = "" if row["within_target"] in (None, True) else "  over target"
+        bad = "" if row["exit_codes"] == [0] else f"  exit {row['exit_codes']}"
+        lines.append(f"{row['command']:<28} {row['wall_s']:>7} {row['cpu_s']:>7} {target:>7} {row['x_python_startup']:>9}{flag}{bad}")
+    lines.append(f"load average (1 min) before/after: {result['load_average_1m']}")
+    emit({"ok": True, **result}, as_json, "\n".join(lines))

@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tessy_core.cli.output import console, emit, fail
+from tessy_core.cli.output import emit, fail, progress_bars
 
 
 def build(
@@ -53,10 +52,7 @@ def run_with_progress(build_config, as_json: bool):
     from flows.build import run_build
     from tessy_core.builder.progress import BuildEvent, listening
 
-    with Progress(
-        TextColumn("[bold]build[/] {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console, disable=as_json,
-    ) as progress:
+    with progress_bars("[bold]build[/] {task.fields[stage]}", as_json) as progress:
         task = progress.add_task("samples", total=None, stage="planning", status="")
         counts = {"ok": 0, "failed": 0}
 

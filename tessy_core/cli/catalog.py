@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from tessy_core.catalog import (
-    Catalog,
-    CatalogError,
-    IngestConfig,
-    IngestReport,
-    RowFormat,
-    catalog_stats,
-    default_catalog_path,
-    ingest,
-    list_rejects,
-)
-from tessy_core.catalog.files import UnsupportedInput
+from tessy_core.catalog.formats import RowFormat
 from tessy_core.cli.output import console, emit, fail
+
+if TYPE_CHECKING:
+    from tessy_core.catalog import Catalog, IngestReport
 
 app = typer.Typer(help="The prompt catalog: ingest prompt files, inspect what is stored.", no_args_is_help=True)
 
@@ -32,6 +24,8 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object on
 
 
 def _open(catalog_path: Path | None) -> Catalog:
+    from tessy_core.catalog import Catalog, default_catalog_path
+
     return Catalog(catalog_path or default_catalog_path())
 
 
@@ -43,15 +37,18 @@ def ingest_command(
         RowFormat, typer.Option("--format", help="row shape; auto detects it per row from its keys")
     ] = RowFormat.AUTO,
     max_statement_chars: Annotated[
-        int, typer.Option(help="reject statements longer than this")
-    ] = IngestConfig.model_fields["max_statement_chars"].default,
+        int | None, typer.Option(help="reject statements longer than this (default: the ingest config's)")
+    ] = None,
     catalog_path: CatalogPath = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Add the prompts of PATH... to the catalog; bad rows are kept in the rejects table."""
+    from tessy_core.catalog import CatalogError, IngestConfig, ingest
+    from tessy_core.catalog.files import UnsupportedInput
+
     catalog = _open(catalog_path)
     try:
-        config = IngestConfig(max_statement_chars=max_statement_chars)
+        config = IngestConfig() if max_statement_chars is None else IngestConfig(max_statement_chars=max_statement_chars)
         if as_json:
             report = ingest(catalog, paths, source, row_format, config)
         else:
@@ -82,6 +79,8 @@ def _report_table(report: IngestReport) -> Table:
 @app.command("stats")
 def stats_command(catalog_path: CatalogPath = None, as_json: JsonFlag = False) -> None:
     """Prompts per source, rejects per reason, and the size of every registry."""
+    from tessy_core.catalog import CatalogError, catalog_stats
+
     catalog = _open(catalog_path)
     try:
         stats = catalog_stats(catalog)
@@ -105,6 +104,8 @@ def rejects_command(
     as_json: JsonFlag = False,
 ) -> None:
     """The rows ingestion refused, with the reason, file, line and original text."""
+    from tessy_core.catalog import CatalogError, list_rejects
+
     catalog = _open(catalog_path)
     try:
         rejects = list_rejects(catalog, limit=limit, source=source)

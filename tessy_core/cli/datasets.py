@@ -7,23 +7,16 @@ environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tessy_core.cli.output import emit, fail
-from tessy_core.publish import (
-    DEFAULT_BASE,
-    EXPORT_FORMATS,
-    ExportFormat,
-    Manifest,
-    PublishError,
-    export as export_dataset,
-    list_datasets,
-    list_versions,
-    resolve,
-)
-from tessy_core.publish.naming import version_dir
+from tessy_core.publish.naming import DEFAULT_BASE
+
+if TYPE_CHECKING:
+    from tessy_core.publish import Manifest
+
 
 app = typer.Typer(help="Published dataset versions (Hugging Face Parquet layout + manifest).", no_args_is_help=True)
 
@@ -36,6 +29,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object 
 @app.command("list")
 def list_(base: BaseOption = DEFAULT_BASE, as_json: JsonOption = False) -> None:
     """Every dataset with its versions and the latest version's row counts."""
+    from tessy_core.publish import PublishError, list_datasets
+
     try:
         datasets = [_dataset_summary(base, name) for name in list_datasets(base)]
     except PublishError as error:
@@ -51,6 +46,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Summary of one version's manifest."""
+    from tessy_core.publish import PublishError, resolve
+
     try:
         manifest = resolve(base, ref)
     except PublishError as error:
@@ -68,10 +65,12 @@ def export(
     as_json: JsonOption = False,
 ) -> None:
     """Write a published split as JSONL for TRL (conversational `messages` or `prompt`/`completion`)."""
+    from tessy_core.publish import EXPORT_FORMATS, PublishError, export as export_dataset
+
     if format not in EXPORT_FORMATS:
         fail(f"unknown --format {format!r}; use one of {', '.join(EXPORT_FORMATS)}", as_json)
     try:
-        result = export_dataset(base, ref, cast("ExportFormat", format), out, split=split)
+        result = export_dataset(base, ref, format, out, split=split)
     except PublishError as error:
         fail(str(error), as_json)
     payload = {"ok": True, "ref": result.ref, "split": result.split, "format": result.format,
@@ -84,6 +83,8 @@ COMMANDS = [export]
 
 
 def manifest_summary(manifest: Manifest) -> dict[str, Any]:
+    from tessy_core.publish.naming import version_dir
+
     return {
         "name": manifest.name,
         "version": version_dir(manifest.version),
@@ -101,6 +102,9 @@ def manifest_summary(manifest: Manifest) -> dict[str, Any]:
 
 
 def _dataset_summary(base: str, name: str) -> dict[str, Any]:
+    from tessy_core.publish import list_versions, resolve
+    from tessy_core.publish.naming import version_dir
+
     latest = resolve(base, name)
     return {
         "name": name,

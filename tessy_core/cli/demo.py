@@ -16,7 +16,6 @@ import typer
 import yaml
 
 from tessy_core.cli.output import console, emit, fail
-from tessy_core.toyworld.build import ROLES
 
 DEMO_DATASET = "toyworld-tessy"
 DEMO_SOURCE = "toyworld"
@@ -76,6 +75,7 @@ def demo(
 @contextmanager
 def _vllm_servers(world, state_dir: Path) -> Iterator[dict[str, list[str]]]:
     """Serve the world's two models on vLLM servers until the context exits; yields endpoints."""
+    from tessy_core.toyworld.build import ROLES
     from tessy_core.workers.pool import WorkerPool
 
     config = world.workers_config(first_port=_free_port_pair(), state_dir=state_dir)

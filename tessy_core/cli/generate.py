@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tessy_core.cli.output import console, emit, fail
+from tessy_core.cli.output import emit, fail, progress_bars
 from tessy_core.config import GenerationConfig, Mode, load_generation_config
 
 
@@ -30,10 +29,7 @@ def generate(
     except (ValueError, OSError) as error:
         fail(f"invalid config {config}: {error}", as_json)
         return
-    with Progress(
-        TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(), console=console, disable=as_json,
-    ) as progress:
+    with progress_bars("[bold]generate", as_json) as progress:
         task = progress.add_task("samples", total=None, status="")
         counts = {"ok": 0, "failed": 0}
 

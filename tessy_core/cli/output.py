@@ -29,3 +29,15 @@ def fail(message: str, as_json: bool, code: int = 1, **extra: Any) -> None:
     else:
         console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
+
+
+def progress_bars(title: str, as_json: bool, with_status: bool = True):
+    """The one progress display of every long command: `title` (a rich format string over the
+    task), a bar, done/total, an optional `status` field, elapsed time; off under `--json`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    status = [TextColumn("{task.fields[status]}")] if with_status else []
+    return Progress(
+        TextColumn(title), BarColumn(), MofNCompleteColumn(), *status, TimeElapsedColumn(),
+        console=console, disable=as_json,
+    )

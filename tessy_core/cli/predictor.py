@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tessy_core.cli.output import console, emit, fail
+from tessy_core.cli.output import emit, fail, progress_bars
 
 app = typer.Typer(help="Boundary predictors: annotate, train, evaluate, version.", no_args_is_help=True)
 
@@ -33,10 +32,7 @@ def train(
     except (ValidationError, ValueError, OSError) as error:
         fail(f"invalid config {config}: {error}", as_json)
         return
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(), console=console, disable=as_json,
-    ) as progress:
+    with progress_bars("[bold]{task.description}", as_json) as progress:
         tasks: dict[str, int] = {}
 
         def bar(name: str, total: int | None):

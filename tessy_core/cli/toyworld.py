@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tessy_core.cli.output import console, emit
+from tessy_core.cli.output import console, emit, progress_bars
 
 app = typer.Typer(help="The small trained model world: a teacher and a student you can run on a CPU.", no_args_is_help=True)
 
@@ -47,10 +46,7 @@ def report(
     from tessy_core.toyworld.report import measure_world
 
     world = _build(root)
-    with Progress(
-        TextColumn("[bold]{task.fields[mode]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, disable=as_json,
-    ) as bars:
+    with progress_bars("[bold]{task.fields[mode]}", as_json, with_status=False) as bars:
         tasks: dict[str, int] = {}
 
         def on_progress(mode: str, done: int, total: int) -> None:

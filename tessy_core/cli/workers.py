@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from tessy_core.cli.output import emit, fail
-from tessy_core.config import load_yaml_model
-from tessy_core.workers import StopResult, WorkerPool, WorkersConfig, WorkerStartError, WorkerStatus
+
+if TYPE_CHECKING:
+    from tessy_core.workers import StopResult, WorkerPool, WorkerStatus
 
 app = typer.Typer(help="Launch, inspect and stop the local vLLM servers of a `workers:` config.", no_args_is_help=True)
 
@@ -26,7 +27,9 @@ def start(
     as_json: bool = JsonOption,
 ) -> None:
     """Start every configured server that is not running (installs the vLLM venv if missing)."""
-    pool = WorkerPool(_load(config, as_json))
+    from tessy_core.workers import WorkerStartError
+
+    pool = _pool(config, as_json)
     try:
         servers = pool.start(wait=wait, timeout_s=timeout_s)
     except WorkerStartError as exc:
@@ -37,20 +40,25 @@ def start(
 @app.command()
 def status(config: Path = ConfigOption, as_json: bool = JsonOption) -> None:
     """Show each server: process alive, /health, URL, uptime."""
-    servers = WorkerPool(_load(config, as_json)).status()
+    servers = _pool(config, as_json).status()
     emit({"ok": True, "servers": _dump(servers)}, as_json, _status_table(servers))
 
 
 @app.command()
 def stop(config: Path = ConfigOption, as_json: bool = JsonOption) -> None:
     """Stop every server (SIGTERM to its process group, SIGKILL after the grace period)."""
-    results = WorkerPool(_load(config, as_json)).stop()
+    results = _pool(config, as_json).stop()
     emit({"ok": True, "servers": _dump(results)}, as_json, _stop_table(results))
 
 
-def _load(path: Path, as_json: bool) -> WorkersConfig:
+def _pool(path: Path, as_json: bool) -> WorkerPool:
+    from pydantic import ValidationError
+
+    from tessy_core.config import load_yaml_model
+    from tessy_core.workers import WorkerPool, WorkersConfig
+
     try:
-        return load_yaml_model(WorkersConfig, path, section="workers")
+        return WorkerPool(load_yaml_model(WorkersConfig, path, section="workers"))
     except (ValueError, ValidationError) as exc:
         fail(f"{path}: invalid workers config: {exc}", as_json)
         raise  # unreachable: fail() exits

@@ -8,6 +8,7 @@ import posixpath
 from datetime import datetime, timedelta, timezone
 
 from tessy_core.publish.naming import (
+    DEFAULT_BASE,
     CLAIMS_DIR,
     MANIFEST_FILE,
     STAGING_DIR,
@@ -16,7 +17,7 @@ from tessy_core.publish.naming import (
     staging_started_at,
 )
 from tessy_core.publish.errors import InvalidNameError
-from tessy_core.publish.storage import DEFAULT_BASE, Storage, StorageConfig
+from tessy_core.publish.storage import Storage, StorageConfig
 from tessy_core.publish.versions import version_path
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 from tessy_core.publish.errors import InvalidNameError
 
+DEFAULT_BASE = "./var/datasets"  # where versions go when no base is named
 MANIFEST_FILE = "manifest.json"
 CARD_FILE = "README.md"
 DATA_DIR = "data"

@@ -37,6 +37,7 @@ from tessy_core.publish.errors import (
 )
 from tessy_core.publish.manifest import BuildInfo, FileEntry, Manifest, SplitEntry, current_code_version
 from tessy_core.publish.naming import (
+    DEFAULT_BASE,
     CARD_FILE,
     CLAIMS_DIR,
     DATA_DIR,
@@ -49,7 +50,7 @@ from tessy_core.publish.naming import (
     staging_dir_name,
     version_dir,
 )
-from tessy_core.publish.storage import DEFAULT_BASE, Storage, StorageConfig
+from tessy_core.publish.storage import Storage, StorageConfig
 from tessy_core.publish.versions import (
     claimed_versions,
     latest_visible_below,

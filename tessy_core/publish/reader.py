@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from tessy_core.publish.errors import ChecksumMismatchError, DatasetNotFoundError, InvalidNameError, PublishError
 from tessy_core.publish.manifest import Manifest
-from tessy_core.publish.naming import MANIFEST_FILE, DatasetRef, check_dataset_name, version_dir
-from tessy_core.publish.storage import DEFAULT_BASE, Storage, StorageConfig
+from tessy_core.publish.naming import DEFAULT_BASE, MANIFEST_FILE, DatasetRef, check_dataset_name, version_dir
+from tessy_core.publish.storage import Storage, StorageConfig
 from tessy_core.publish.versions import version_path, visible_versions
+
+if TYPE_CHECKING:
+    import polars as pl
 
 _HASH_CHUNK = 1 << 20
 
@@ -50,6 +52,8 @@ def scan(
             f"{manifest.name}@{version_dir(manifest.version)} has no split {split!r}; it has {sorted(manifest.splits)}"
         )
     urls = [store.url(version_path(manifest.name, manifest.version, file.path)) for file in entry.files]
+    import polars as pl
+
     return pl.scan_parquet(urls, storage_options=store.polars_storage_options())
 
 

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tessy_core.publish.errors import StorageError
 
-DEFAULT_BASE = "./var/datasets"
 
 
 class StorageConfig(BaseModel):

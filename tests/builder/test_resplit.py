@@ -20,7 +20,7 @@ def _prompts(n: int) -> dict[str, PromptRecord]:
 
 
 def _setup(tmp_path, prompts, *, samples_per_prompt=1, shard_size=4) -> tuple[BuildWorkspace, BuildPlan]:
-    plan = plan_build("ds", list(prompts.values()), config_hash="h", samples_per_prompt=samples_per_prompt,
+    plan = plan_build("ds", list(prompts.values()), config_hash="h", generation_hash="h", samples_per_prompt=samples_per_prompt,
                       shard_size=shard_size)
     workspace = BuildWorkspace(tmp_path, plan.build_id)
     return workspace, workspace.freeze_plan(plan, list(prompts.values()))

@@ -37,17 +37,17 @@ def _prompts(n: int) -> list[PromptRecord]:
 
 def test_plan_is_deterministic_and_covers_every_prompt():
     prompts = _prompts(7)
-    first = plan_build("ds", prompts, config_hash="h", samples_per_prompt=2, shard_size=3)
-    again = plan_build("ds", list(reversed(prompts)), config_hash="h", samples_per_prompt=2, shard_size=3)
+    first = plan_build("ds", prompts, config_hash="h", generation_hash="h", samples_per_prompt=2, shard_size=3)
+    again = plan_build("ds", list(reversed(prompts)), config_hash="h", generation_hash="h", samples_per_prompt=2, shard_size=3)
     assert first == again
     assert [len(s.prompt_ids) for s in first.shards] == [3, 3, 1]
     assert sorted(first.prompt_ids) == sorted(p.prompt_id for p in prompts)
-    assert plan_build("ds", prompts, config_hash="other", samples_per_prompt=2, shard_size=3).build_id != first.build_id
+    assert plan_build("ds", prompts, config_hash="other", generation_hash="other", samples_per_prompt=2, shard_size=3).build_id != first.build_id
 
 
 def test_workspace_refuses_a_plan_with_another_config(tmp_path):
     prompts = _prompts(2)
-    plan = plan_build("ds", prompts, config_hash="h1", samples_per_prompt=1, shard_size=2)
+    plan = plan_build("ds", prompts, config_hash="h1", generation_hash="h1", samples_per_prompt=1, shard_size=2)
     workspace = BuildWorkspace(tmp_path, plan.build_id)
     workspace.freeze_plan(plan, prompts)
     with pytest.raises(PlanMismatch):
@@ -56,7 +56,7 @@ def test_workspace_refuses_a_plan_with_another_config(tmp_path):
 
 async def test_shard_resumes_after_a_crash_without_duplicates(tmp_path, generation):
     prompts = _prompts(3)
-    plan = plan_build("ds", prompts, config_hash=generation.config_hash(), samples_per_prompt=2, shard_size=3)
+    plan = plan_build("ds", prompts, config_hash=generation.config_hash(), generation_hash=generation.config_hash(), samples_per_prompt=2, shard_size=3)
     workspace = BuildWorkspace(tmp_path, plan.build_id)
     plan = workspace.freeze_plan(plan, prompts)
     shard = plan.shards[0]
@@ -97,7 +97,7 @@ async def test_shard_resumes_after_a_crash_without_duplicates(tmp_path, generati
 
 async def test_running_trace_resumes_from_its_checkpoint(tmp_path, generation):
     prompts = _prompts(1)
-    plan = plan_build("ds", prompts, config_hash=generation.config_hash(), samples_per_prompt=1, shard_size=1)
+    plan = plan_build("ds", prompts, config_hash=generation.config_hash(), generation_hash=generation.config_hash(), samples_per_prompt=1, shard_size=1)
     workspace = BuildWorkspace(tmp_path, plan.build_id)
     plan = workspace.freeze_plan(plan, prompts)
     shard = plan.shards[0]

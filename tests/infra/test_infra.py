@@ -136,7 +136,7 @@ def test_example_build_configs_validate():
 
 
 def test_the_gpu_node_workers_config_splits_the_gpus_between_the_models():
-    from tessy_core.cli.workers import load_yaml_model
+    from tessy_core.config import load_yaml_model
 
     config = load_yaml_model(WorkersConfig, INFRA / "vllm" / "node-8gpu.yaml", section="workers")
     share_by_gpu: dict[str, float] = {}

@@ -85,7 +85,7 @@ async def test_a_refused_request_is_recorded_with_the_servers_reason(server):
 
 def test_sampling_and_annotation_stages_resume_against_the_server(server, tmp_path):
     from tessy_core.catalog.connection import Catalog
-    from tessy_core.catalog.ingest import ingest
+    from tessy_core.catalog.ingestion import ingest
 
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"statement": f"Read {n} numbers and print their sum.", "tests": []}) + "\n"
