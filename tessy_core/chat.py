@@ -51,8 +51,9 @@ class ChatFormat:
 
 
 def template_kwargs(options: TemplateOptions) -> dict[str, Any]:
-    """The keyword arguments a template is rendered with: thinking on, then the options' own keys."""
-    return {"enable_thinking": True, **options.kwargs}
+    """The keyword arguments a template is rendered with: thinking on, then the options' own keys
+    (a key set to null is not passed: it removes a family default)."""
+    return {"enable_thinking": True, **{k: v for k, v in options.kwargs.items() if v is not None}}
 
 
 # `strftime_now("FORMAT")` with a literal format: the call templates print today's date with.

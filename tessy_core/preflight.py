@@ -206,11 +206,11 @@ class Preflight:
         original = model.chat_template or facts.tokenizer.get_chat_template()
         source = getattr(facts.chat.generation_prompt_template, "template", None) or original
         options = model.template_options
-        unread = [key for key in options.kwargs if key not in original]
+        unread = [key for key, value in options.kwargs.items() if value is not None and key not in original]
         if unread:
             self._add(role, "template options", WARN,
                       f"the template never reads {', '.join(unread)}: the option has no effect (a wrong template?)")
-        if model.family.value == "harmony" and "reasoning_effort" in original and "reasoning_effort" not in options.kwargs:
+        if model.family.value == "harmony" and "reasoning_effort" in original and options.kwargs.get("reasoning_effort") is None:
             self._add(role, "template options", WARN,
                       "reasoning_effort is not set: the template's default effort applies (gpt-oss: medium; the paper: high)")
         if unpinned_date_calls(source):

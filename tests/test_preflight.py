@@ -144,3 +144,16 @@ def test_people_get_a_table_and_every_reason(tmp_path, folders):
     assert "tessy preflight (offline)" in result.output
     assert "not ready: 2 problem(s)" in result.output
     assert "teacher template" in result.output and "student budgets" in result.output
+
+
+def test_tessy_build_runs_the_offline_preflight_first_and_refuses_with_every_reason(tmp_path, folders):
+    config = _config(tmp_path, folders, build=True, student={"path": str(folders["qwen3_small"])},
+                     teacher={"path": str(folders["harmony_final"])}, engine={"max_thinking_tokens": 38_000})
+    result = CliRunner().invoke(app, ["build", "--config", str(config), "--json"])
+    assert result.exit_code == 1
+    reply = json.loads(result.stdout)
+    assert reply["ok"] is False and reply["dataset"] == "code-sft"
+    assert reply["error"].startswith("preflight: this build would fail or degrade")
+    assert "teacher template" in reply["error"] and "student budgets" in reply["error"]
+    assert "--skip-preflight" in reply["error"]
+    assert [c["name"] for c in reply["preflight"]["checks"] if c["status"] == "error"] == ["template", "budgets"]

@@ -18,9 +18,15 @@ def build(
     new_prompts_only: bool = typer.Option(
         None, "--new-prompts-only/--all-prompts", help="override the config: skip prompts earlier builds used"
     ),
+    skip_preflight: bool = typer.Option(
+        False, "--skip-preflight", help="build even when the offline preflight finds problems (see tessy preflight)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print outcome counts and the version as one JSON object"),
 ) -> None:
-    """Build the next version of a dataset: select prompts, generate, verify, validate, publish."""
+    """Build the next version of a dataset: select prompts, generate, verify, validate, publish.
+
+    The offline part of `tessy preflight` runs first: a build it finds would fail or silently
+    degrade does not start (`--skip-preflight` starts it anyway)."""
     from pydantic import ValidationError
 
     from tessy_core.builder.config import load_build_config
@@ -32,6 +38,20 @@ def build(
         return
     if new_prompts_only is not None:
         build_config = build_config.model_copy(update={"new_prompts_only": new_prompts_only})
+    if not skip_preflight:
+        from tessy_core.preflight import run_preflight
+
+        report = run_preflight(build_config.generation, online=False)
+        if not report.ok:
+            fail(
+                "preflight: this build would fail or degrade: " + "; ".join(report.errors)
+                + f". See `tessy preflight --config {config}`; --skip-preflight builds anyway.",
+                as_json, dataset=build_config.dataset, preflight=report.to_record(),
+            )
+            return
+        for warning in report.warnings:
+            if not as_json:
+                console.print(f"[yellow]preflight warning:[/] {warning}")
 
     try:
         result = run_with_progress(build_config, as_json)

@@ -34,7 +34,7 @@ def http_config_dict(root: Path, models: dict[str, Path], endpoints: list[str], 
                     **serving},
         "teacher_predictor": {"kind": "lexicon", "phrases": ["Thus", "Compute"]},
         "student_predictor": {"kind": "lexicon", "phrases": ["Okay", "Hmm"]},
-        "engine": {"max_thinking_tokens": 4000, "max_answer_tokens": 64, "max_attempts": 2, "concurrency": 2,
+        "engine": {"max_thinking_tokens": 1200, "max_answer_tokens": 64, "max_attempts": 2, "concurrency": 2,
                    "checkpoint_every": 4, "span_requests": "stream"},
     }
     for key, value in overrides.pop("generation", {}).items():
