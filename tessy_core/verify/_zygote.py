@@ -76,6 +76,7 @@ MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 MNT_DETACH = 0x2
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_SECCOMP = 22
 PR_SET_NO_NEW_PRIVS = 38
 SECCOMP_MODE_FILTER = 2
@@ -457,6 +458,9 @@ def _program_main(zygote: Zygote, job: dict[str, Any], fds: list[int], report_fd
         os.setresgid(zygote.uid, zygote.uid, zygote.uid)
         os.setresuid(zygote.uid, zygote.uid, zygote.uid)
         _libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # The uid change made it non-dumpable: its own /proc files would be root's and its children
+        # invisible to it. It holds nothing but its own program and test, so normal semantics are safe.
+        _libc_call("prctl", PR_SET_DUMPABLE, 1, 0, 0, 0)
         load_seccomp_filter(zygote.seccomp)
     except BaseException as exc:  # noqa: BLE001 - a setup failure is the sandbox's, never the program's
         try:
