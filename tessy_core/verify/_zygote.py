@@ -300,8 +300,11 @@ class Cgroups:
         self.memory_limit: int | None = None
         self.processes: int | None = None
         self._cpu_fd = self._open("cpuacct", "cpuacct.usage") if self.version == 1 else self._open("cpu", "cpu.stat")
-        self._peak_fd = self._open("memory", "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak",
-                                   os.O_RDWR)
+        try:  # v2: memory.peak since Linux 5.19, resettable per descriptor since 6.12
+            self._peak_fd: int | None = self._open(
+                "memory", "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak", os.O_RDWR)
+        except OSError:
+            self._peak_fd = None
         self._baseline: dict[str, int] = {}
         if self.version == 2:
             self._write("memory", "memory.swap.max", "0", missing_ok=True)
@@ -387,13 +390,18 @@ class Cgroups:
         if processes != self.processes:
             self._write("pids", "pids.max", str(processes))
             self.processes = processes
-        os.pwrite(self._peak_fd, b"0" if self.version == 1 else b"reset", 0)
+        if self._peak_fd is not None:
+            try:
+                os.pwrite(self._peak_fd, b"0" if self.version == 1 else b"reset", 0)
+            except OSError:
+                os.close(self._peak_fd)  # not resettable here: the peak is not reported
+                self._peak_fd = None
         self._baseline = self._counters()
 
     def facts(self) -> dict[str, int]:
         """After an execution (the tree is gone): what the tree used, from outside."""
         now = self._counters()
-        peak = int(os.pread(self._peak_fd, 64, 0).decode() or 0)
+        peak = int(os.pread(self._peak_fd, 64, 0).decode() or 0) if self._peak_fd is not None else 0
         return {"cpu_ns": now["cpu_ns"] - self._baseline["cpu_ns"],
                 "oom_kills": now["oom_kills"] - self._baseline["oom_kills"],
                 "pids_max": now["pids_max"] - self._baseline["pids_max"],
