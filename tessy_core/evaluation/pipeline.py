@@ -146,18 +146,22 @@ def version_prompt_ids(config: EvaluationConfig, manifest: Manifest, catalog: Ca
     return ids
 
 
-def check_leakage(problems: list[PromptRecord], built_from: set[str], ref: str) -> None:
-    leaked = sorted(p.prompt_id for p in problems if p.prompt_id in built_from)
+def check_leakage(selected: list[PromptRecord], built_from: set[str], ref: str) -> None:
+    leaked = sorted(p.prompt_id for p in selected if p.prompt_id in built_from)
     if leaked:
         raise LeakageError(
-            f"refusing to evaluate {ref}: {len(leaked)} of the {len(problems)} held-out problems were used to build "
-            f"it (e.g. {', '.join(leaked[:5])}); select evaluation problems the version was not built from"
+            f"refusing to evaluate {ref}: {len(leaked)} of the {len(selected)} selected held-out problems were used "
+            f"to build it (e.g. {', '.join(leaked[:5])}); select evaluation problems the version was not built from"
         )
 
 
-def select_problems(config: EvaluationConfig, catalog: Catalog) -> list[PromptRecord]:
+def select_problems(config: EvaluationConfig, catalog: Catalog, built_from: set[str], ref: str) -> list[PromptRecord]:
+    """The selection, refused whole if any selected prompt is one the version was built from; then
+    the problems with hidden tests, up to `problems.limit`."""
     selection: PromptFilter = config.problems.selection
-    problems = [p for p in select_prompts(catalog, selection) if p.hidden_test_count > 0]
+    selected = select_prompts(catalog, selection)
+    check_leakage(selected, built_from, ref)
+    problems = [p for p in selected if p.hidden_test_count > 0]
     if config.problems.limit is not None:
         problems = problems[: config.problems.limit]
     if not problems:
@@ -175,8 +179,7 @@ def prepare_evaluation(
     manifest = resolve(config.datasets_base, ref, storage=config.storage)
     exact = f"{manifest.name}@{version_dir(manifest.version)}"
     catalog = open_catalog(config)
-    problems = select_problems(config, catalog)
-    check_leakage(problems, version_prompt_ids(config, manifest, catalog), exact)
+    problems = select_problems(config, catalog, version_prompt_ids(config, manifest, catalog), exact)
     resolved = resolve_base(config, manifest, base)
     try:
         register_model(catalog, ModelSpec(name=resolved.name, family=resolved.family.value,

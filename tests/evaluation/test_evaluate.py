@@ -118,7 +118,7 @@ def test_the_cli_reuses_the_student_and_compare_prints_the_table(prefect_harness
 
 
 @pytest.mark.parametrize("sources", [["unit"], ["eval", "unit"]])
-def test_an_evaluation_on_problems_the_version_was_built_from_is_refused(published, sources, tmp_path):
+def test_an_evaluation_on_problems_the_version_was_built_from_is_refused(prefect_harness, published, sources, tmp_path):
     from typer.testing import CliRunner
 
     from tessy_core.cli import app
