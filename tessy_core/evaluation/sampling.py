@@ -92,7 +92,7 @@ def generate(
     kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=not greedy, pad_token_id=pad_id,
                   eos_token_id=end_ids)
     if not greedy:
-        kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or None)
+        kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)  # 0: off
     total = sampling.repeats * sampling.samples_per_problem * len(problems)
     outputs: list[RawOutput] = []
     for repeat in range(sampling.repeats):
