@@ -119,10 +119,10 @@ def _table(rows):
 
 @app.command("toyworld")
 def toyworld(
-    prompts: Annotated[int, typer.Option("--prompts", min=4, help="training prompts, the same for every version")] = 96,
-    problems: Annotated[int, typer.Option("--problems", min=1, help="held-out evaluation problems")] = 60,
+    prompts: Annotated[int, typer.Option("--prompts", min=4, help="training prompts, the same for every version")] = 128,
+    problems: Annotated[int, typer.Option("--problems", min=1, help="held-out evaluation problems")] = 120,
     repeats: Annotated[int, typer.Option("--repeats", min=1)] = 3,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="fine-tuning steps per version")] = 48,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="fine-tuning steps per version")] = 64,
     work: Annotated[Path, typer.Option("--work", help="catalog, versions, students of the experiment")] = Path("var/toyworld-sft"),
     as_json: JsonOption = False,
 ) -> None:

@@ -35,11 +35,11 @@ class _Strict(BaseModel):
 class ExperimentConfig(_Strict):
     """Sized for a shared 2-core CPU: about a quarter of an hour end to end."""
 
-    train_prompts: int = Field(96, ge=4, description="training prompts, the same for every version")
-    eval_problems: int = Field(60, ge=1, description="held-out problems (the world's evaluation set)")
+    train_prompts: int = Field(128, ge=4, description="training prompts, the same for every version")
+    eval_problems: int = Field(120, ge=1, description="held-out problems (the world's evaluation set)")
     repeats: int = Field(3, ge=1)
     concurrency: int = Field(8, ge=1, description="samples in flight while building")
-    training: TrainingConfig = TrainingConfig(max_steps=48, batch_size=8, learning_rate=3e-4, max_length=1024,
+    training: TrainingConfig = TrainingConfig(max_steps=64, batch_size=8, learning_rate=3e-4, max_length=1024,
                                               threads=2, logging_steps=8)
     sampling: EvalSamplingConfig = EvalSamplingConfig(max_new_tokens=448, batch_size=20)
     work_dir: str = "./var/toyworld-sft"
