@@ -51,6 +51,9 @@ def sft(
     except (PublishError, ValueError) as error:
         fail(str(error), as_json)
         return
+    except Exception as error:  # noqa: BLE001 - reported; the catalog row says failed, with the error
+        fail(f"evaluation failed: {type(error).__name__}: {error}", as_json)
+        return
     emit({"ok": True, **result.model_dump(mode="json")}, as_json, human=_human_result(result))
 
 

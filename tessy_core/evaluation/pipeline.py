@@ -138,9 +138,12 @@ def version_prompt_ids(config: EvaluationConfig, manifest: Manifest, catalog: Ca
     """Every prompt the version was built from: its rows (by id and by statement), and every prompt
     its build sampled according to the catalog (rejected and failed samples included)."""
     ref = DatasetRef(manifest.name, manifest.version)
-    frame = scan(config.datasets_base, ref, "train", storage=config.storage).select("prompt_id", "problem").collect()
+    rows = scan(config.datasets_base, ref, "train", storage=config.storage)
+    columns = [c for c in ("prompt_id", "problem") if c in rows.collect_schema().names()]
+    frame = rows.select(columns).collect()
     ids = set(frame.get_column("prompt_id").to_list())
-    ids.update(prompt_id_for(problem) for problem in frame.get_column("problem").to_list() if problem)
+    if "problem" in columns:
+        ids.update(prompt_id_for(problem) for problem in frame.get_column("problem").to_list() if problem)
     if catalog.path.is_file():
         ids.update(sample.prompt_id for sample in build_samples(catalog, manifest.build_id))
     return ids
