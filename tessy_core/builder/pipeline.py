@@ -682,7 +682,11 @@ def publish_version(
         build_id=plan.build_id,
         build_config=config.identity(),
         models={
-            role: {"name": m.name, "path": m.path, "family": m.family.value, "revision": m.revision}
+            role: {
+                "name": m.name, "path": m.path, "family": m.family.value, "revision": m.revision,
+                # What the chat template was rendered with (effort, pinned date, system message).
+                "template_options": m.template_options.model_dump(mode="json"),
+            }
             for role, m in (("teacher", config.generation.teacher), ("student", config.generation.student))
         },
         predictors={

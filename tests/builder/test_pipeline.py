@@ -60,6 +60,15 @@ def test_build_publishes_a_version_and_accounts_for_every_sample(tmp_path, endin
     assert [e["eventType"] for e in prepared_events] == ["START", "COMPLETE"]
     assert prepared_events[1]["outputs"][0]["name"] == "tiny/v1"
     assert [e.event_type for e in lineage_events(catalog, prepared_events[0]["run"]["runId"])] == ["START", "COMPLETE"]
+    # The teacher's template options (harmony defaults: the paper's effort, a pinned date) are part of
+    # the version's record: manifest (models and config) and card.
+    from tessy_core.publish.reader import read_manifest
+
+    manifest = read_manifest(config.output.base_uri, "tiny", 1)
+    assert manifest.models["teacher"]["template_options"] == {
+        "kwargs": {"reasoning_effort": "high"}, "date": "2025-08-05", "system_message": None}
+    assert manifest.build_config["generation"]["teacher"]["template_options"]["date"] == "2025-08-05"
+    assert '"reasoning_effort": "high"' in (Path(config.output.base_uri) / "tiny" / "v1" / "README.md").read_text()
 
 
 def test_the_run_that_resumes_a_killed_build_aborts_the_killed_runs_lineage(tmp_path, ending_models):
