@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -29,11 +30,28 @@ from tessy_core.builder.workspace import BuildPlan, BuildWorkspace
 from tessy_core.catalog.schema import PromptRecord
 from tessy_core.cli import app
 from tessy_core.verify import ExecutionLimits, Verdict
-from tests.verify.conftest import run, start_sandbox
+from tests.verify.conftest import FAST_LIMITS, run, start_sandbox
 
 pytestmark = pytest.mark.usefixtures("host_intact")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 needs_cxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed: C++ judging skipped")
+
+
+@pytest.fixture
+def open_dir():
+    """A directory every uid can traverse (pytest's tmp_path sits below a 0700 one): files put here
+    are readable by anyone on the host, so only the sandbox's own file system keeps them out."""
+    directory = Path(tempfile.mkdtemp(prefix="tessy-hostile-", dir="/tmp"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cpu_sandbox():
+    """A pool with a generous wall limit: a tree over its CPU limit must be caught by CPU, whatever the load."""
+    with start_sandbox(workers=1, wall_time_factor=10.0) as pool:
+        yield pool
 
 
 def call(fn_name, args, expected):
@@ -66,10 +84,10 @@ else:
 """
 
 
-def test_the_cli_tests_file_is_out_of_reach(tmp_path):
+def test_the_cli_tests_file_is_out_of_reach(tmp_path, open_dir):
     # The tests file is named on the CLI's own command line, and world-readable.
     answer = f"ANSWER-{secrets.token_hex(8)}"
-    tests = tmp_path / "tests.json"
+    tests = open_dir / "tests.json"
     tests.write_text(json.dumps([{"input": "", "output": answer, "hidden": True}]))
     tests.chmod(0o644)
     code = tmp_path / "main.py"
@@ -126,17 +144,17 @@ def _required_plan_fields() -> dict[str, object]:
                          if field.is_required() and name not in values}}
 
 
-def test_the_build_workspace_is_private_and_out_of_reach(sandbox, tmp_path):
+def test_the_build_workspace_is_private_and_out_of_reach(sandbox, open_dir):
     answer = f"ANSWER-{secrets.token_hex(8)}"
     prompt = PromptRecord(source="hostile", statement="Print the answer.",
                           tests=[{"kind": "stdio", "input": "", "output": f"EXPECTED={answer}", "hidden": True}])
-    workspace = BuildWorkspace(tmp_path / "builds", "b1")
+    workspace = BuildWorkspace(open_dir / "builds", "b1")
     workspace.freeze_plan(BuildPlan(**_required_plan_fields()), [prompt])
     prompts = workspace.dir / "prompts.jsonl"
     assert answer in prompts.read_text()
     assert (workspace.dir.stat().st_mode & 0o777, prompts.stat().st_mode & 0o777) == (0o700, 0o600)
     # Even opened up to the world, the file is not in the sandbox's file system.
-    (tmp_path / "builds").chmod(0o755)
+    (open_dir / "builds").chmod(0o755)
     workspace.dir.chmod(0o755)
     prompts.chmod(0o644)
     result = run(sandbox, f"GUESSED = {str(prompts)!r}\n" + STEAL_TESTS, [{"input": "", "output": answer}])
@@ -144,9 +162,9 @@ def test_the_build_workspace_is_private_and_out_of_reach(sandbox, tmp_path):
 
 
 @needs_cxx
-def test_a_cpp_program_cannot_read_the_tests_either(sandbox, tmp_path):
+def test_a_cpp_program_cannot_read_the_tests_either(sandbox, open_dir):
     answer = f"ANSWER-{secrets.token_hex(8)}"
-    secret = tmp_path / "prompts.jsonl"
+    secret = open_dir / "prompts.jsonl"
     secret.write_text(f"EXPECTED={answer}\n")
     secret.chmod(0o644)
     source = ("#include <cstdio>\nint main(){ char buf[256] = {0}; FILE *f = fopen(\"" + str(secret) + "\", \"r\");\n"
@@ -184,13 +202,19 @@ print(sorted(found) if found else "clean")
 
 def test_a_later_program_cannot_recover_an_earlier_program_or_test_from_memory():
     # The needle is only ever held as a prefix plus the sha256 of what follows it, so the scanning
-    # program's own memory cannot match by accident.
-    source_secret, input_secret, output_secret = (secrets.token_hex(16) for _ in range(3))
+    # program's own memory cannot match by accident. The earlier program's source, input and output
+    # are large (the allocator keeps such blocks around), and its expected output must never
+    # have entered any sandbox process at all.
+    source_secret, input_secret, printed_secret, expected_secret = (secrets.token_hex(16) for _ in range(4))
+    padding = "#" * 20_000
+    earlier = (f"SECRET = {PREFIX + source_secret!r}\n{padding}\nimport sys\ndata = sys.stdin.read()\n"
+               f"print(({PREFIX + printed_secret!r} + ' ') * 3000)\n")
     with start_sandbox(workers=1) as pool:
-        earlier = f"SECRET = {PREFIX + source_secret!r}\nprint(input().upper())\n"
-        first = run(pool, earlier, [{"input": PREFIX + input_secret + "\n", "output": PREFIX + output_secret}])
+        first = run(pool, earlier, [{"input": (PREFIX + input_secret + " ") * 1000,
+                                     "output": PREFIX + expected_secret}])
         assert first.verdict is Verdict.WRONG_ANSWER
-        hashes = " ".join(hashlib.sha256(s.encode()).hexdigest() for s in (source_secret, input_secret, output_secret))
+        hashes = " ".join(hashlib.sha256(s.encode()).hexdigest()
+                          for s in (source_secret, input_secret, printed_secret, expected_secret))
         for _ in range(2):  # the next execution on the same worker, and one after it
             result = run(pool, SCAN_MEMORY, [{"input": hashes + "\n", "output": "clean"}],
                          limits=ExecutionLimits(time_limit_s=5, memory_limit_mb=512))
@@ -255,13 +279,12 @@ print("done")
 """
 
 
-def test_cpu_burnt_by_unreaped_children_counts():
+def test_cpu_burnt_by_unreaped_children_counts(cpu_sandbox):
     # 4 x 0.3 s of CPU in children it never waits for: 1.2 s for the tree, over the 1 s limit, whatever the load.
-    with start_sandbox(workers=1) as pool:
-        result = run(pool, UNREAPED_BURNERS, [{"input": "", "output": "done"}], limits=ExecutionLimits(time_limit_s=1))
-        assert result.verdict is Verdict.TIME_LIMIT, result.tests[0]
-        # The reported CPU is the tree's (killed at the limit, or over it when it finished first).
-        assert result.tests[0].cpu_s >= 1.0 or result.tests[0].message.startswith("wall time")
+    result = run(cpu_sandbox, UNREAPED_BURNERS, [{"input": "", "output": "done"}], limits=ExecutionLimits(time_limit_s=1))
+    assert result.verdict is Verdict.TIME_LIMIT, result.tests[0]
+    # The reported CPU is the tree's (killed at the limit, or over it when it finished first).
+    assert result.tests[0].message.startswith("CPU time of the process tree") and result.tests[0].cpu_s >= 1.0
 
 
 def test_a_daemon_left_burning_cpu_is_gone_with_the_program(sandbox):
@@ -272,14 +295,14 @@ def test_a_daemon_left_burning_cpu_is_gone_with_the_program(sandbox):
     assert result.tests[0].cpu_s < 0.5
 
 
-def test_a_cpu_bound_loop_with_io_calls_is_a_time_limit_every_time(sandbox):
+def test_a_cpu_bound_loop_with_io_calls_is_a_time_limit_every_time(cpu_sandbox):
     source = ("import os, sys, time\nn = 0\nwhile True:\n    os.stat('/tmp')\n    time.time()\n    n += 1\n"
               "    if n % 1000 == 0:\n        sys.stderr.write('.')\n")
     for _ in range(3):
-        result = run(sandbox, source)
-        # Killed at 0.5 s of CPU, or at the wall limit when other load starves it: the verdict is the same.
+        result = run(cpu_sandbox, source)
         assert result.verdict is Verdict.TIME_LIMIT, result.tests[0]
-        assert "MemoryError" not in result.tests[0].message
+        assert result.tests[0].message.startswith("CPU time of the process tree"), result.tests[0].message
+        assert result.tests[0].cpu_s >= FAST_LIMITS.time_limit_s
 
 
 # ---------------------------------------------------------------------------------------------
