@@ -1,13 +1,14 @@
-"""Loads the catalog's DDL and queries from the repository's `sql/` folder."""
+"""Loads the catalog's DDL and queries, shipped with the package.
+
+The SQL lives in the repository's top-level `sql/` folder; `tessy_core/sql` links to it, and the
+wheel carries the files, so an editable checkout and a plain `pip install` read the same text
+through `importlib.resources`.
+"""
 
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
-
-# tessy_core/catalog/sql.py -> repository root. The package is installed editable, so the root's
-# `sql/` folder sits next to `tessy_core/`.
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+from importlib.resources import files
 
 
 class SqlFileMissing(FileNotFoundError):
@@ -17,13 +18,13 @@ class SqlFileMissing(FileNotFoundError):
 @cache
 def sql_text(name: str) -> str:
     """The text of `sql/<name>.sql`, e.g. `sql_text("schema")` or `sql_text("queries/insert_prompts")`."""
-    path = SQL_DIR / f"{name}.sql"
-    if not path.is_file():
+    resource = files("tessy_core").joinpath("sql", *f"{name}.sql".split("/"))
+    if not resource.is_file():
         raise SqlFileMissing(
-            f"catalog SQL file {path} not found; the catalog reads its queries from the repository's "
-            "sql/ folder, so install tessy editable from a checkout (uv pip install -e .)"
+            f"catalog SQL file sql/{name}.sql is not in the installed tessy_core package ({resource}); "
+            "reinstall tessy (the wheel ships sql/ inside tessy_core)"
         )
-    return path.read_text(encoding="utf-8")
+    return resource.read_text(encoding="utf-8")
 
 
 def query(name: str) -> str:
