@@ -108,4 +108,4 @@ def bench(
     emit({"ok": True, **report.model_dump()}, as_json, human=(
         f"sandbox {report.executions_per_s:.0f} exec/s, baseline {report.baseline_executions_per_s:.0f} exec/s, "
         f"speedup {report.speedup:.2f}x ({report.executions} executions, {report.workers} workers, "
-        f"{report.wrong_verdicts} unexpected verdicts)"))
+        f"{report.wrong_verdicts} unexpected verdicts, load average {report.load_average[0]:.1f})"))

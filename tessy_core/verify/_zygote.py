@@ -306,6 +306,7 @@ class Cgroups:
         except OSError:
             self._peak_fd = None
         self._baseline: dict[str, int] = {}
+        self._fds: dict[str, int] = {}
         if self.version == 2:
             self._write("memory", "memory.swap.max", "0", missing_ok=True)
             self._write("memory", "memory.oom.group", "1", missing_ok=True)
@@ -354,13 +355,18 @@ class Cgroups:
         """CPU time of the tree since `prepare`."""
         return self.cpu_ns() - self._baseline["cpu_ns"]
 
+    def _counter(self, controller: str, name: str) -> str:
+        """A counter file's content through a descriptor kept open (read again with pread)."""
+        key = f"{controller}/{name}"
+        fd = self._fds.get(key)
+        if fd is None:
+            fd = self._fds[key] = self._open(controller, name)
+        return os.pread(fd, 4096, 0).decode()
+
     def _counters(self) -> dict[str, int]:
-        if self.version == 1:
-            return {"oom_kills": self._field(self._read("memory", "memory.oom_control"), "oom_kill"),
-                    "pids_max": self._field(self._read("pids", "pids.events"), "max"),
-                    "cpu_ns": self.cpu_ns()}
-        return {"oom_kills": self._field(self._read("memory", "memory.events"), "oom_kill"),
-                "pids_max": self._field(self._read("pids", "pids.events"), "max"),
+        events = "memory.oom_control" if self.version == 1 else "memory.events"
+        return {"oom_kills": self._field(self._counter("memory", events), "oom_kill"),
+                "pids_max": self._field(self._counter("pids", "pids.events"), "max"),
                 "cpu_ns": self.cpu_ns()}
 
     def _set_memory_limit(self, limit: int) -> None:
@@ -382,7 +388,7 @@ class Cgroups:
 
     def prepare(self, memory_bytes: int, processes: int) -> None:
         """Before an execution: empty, limits set, counters at their baseline."""
-        current = int(self._read("pids", "pids.current"))
+        current = int(self._counter("pids", "pids.current"))
         if current:
             raise RuntimeError(f"the worker's cgroup still holds {current} processes")
         if memory_bytes != self.memory_limit:

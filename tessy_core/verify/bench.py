@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import subprocess
 import sys
@@ -62,6 +63,8 @@ class BenchReport(BaseModel):
     cpu_ms_per_execution: float
     baseline_cpu_ms_per_execution: float
     sandbox_startup_s: float
+    # 1-minute load average before and after: the rates depend on it, their ratio much less.
+    load_average: tuple[float, float]
     verdict_counts: dict[str, int]
     wrong_verdicts: int
     isolation: dict[str, bool]
@@ -111,6 +114,7 @@ def run_benchmark(n: int = 400, config: SandboxConfig | None = None) -> BenchRep
     """
     config = config or SandboxConfig()
     cases = _cases(n)
+    load_before = os.getloadavg()[0]
     cpu_started = _cpu_s()
     started = time.perf_counter()
     with Sandbox(config) as sandbox:
@@ -131,7 +135,7 @@ def run_benchmark(n: int = 400, config: SandboxConfig | None = None) -> BenchRep
         baseline_executions_per_s=round(baseline_rate, 1), speedup=round(rate / baseline_rate, 2),
         cpu_ms_per_execution=round(sandbox_cpu_s * 1000 / n, 3),
         baseline_cpu_ms_per_execution=round(baseline_cpu_s * 1000 / n, 3),
-        sandbox_startup_s=round(startup_s, 3),
+        sandbox_startup_s=round(startup_s, 3), load_average=(round(load_before, 2), round(os.getloadavg()[0], 2)),
         verdict_counts=dict(Counter(v.value for v in verdicts)),
         wrong_verdicts=sum(v is not case.verdict for v, case in zip(verdicts, cases)),
         isolation=isolation, config=config.model_dump(mode="json"))
