@@ -407,7 +407,8 @@ class SandboxVerifier:
         limits = ExecutionLimits(time_limit_s=prompt.time_limit_s, memory_limit_mb=prompt.memory_limit_mb)
         tests = [test.model_dump() for test in prompt.tests]
         try:
-            result = await verify_answer_async(self.sandbox, answer, tests, limits, language=self.language)
+            result = await verify_answer_async(self.sandbox, answer, tests, limits, language=self.language,
+                                               source=prompt.source)  # its comparison (comparison_by_source)
         except Exception as error:  # noqa: BLE001 - isolated per sample by design
             details = json.dumps({"message": f"{type(error).__name__}: {error}"})
             return {"verdict": "verifier_error", "passed": 0, "total": len(tests), "details_json": details}
