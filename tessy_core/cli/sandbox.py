@@ -81,7 +81,7 @@ def run(
         program = Program(language=language or ("cpp" if code.suffix in CPP_SUFFIXES else "python"),
                           source=code.read_text())
         with Sandbox(_load_config(config_path)) as sandbox:
-            result = sandbox.run_tests_sync(program, test_list, limits)
+            result = sandbox.run_tests_sync(program, test_list, limits, source=prompt.get("source"))
     except (SandboxError, ValueError) as exc:
         fail(str(exc), as_json)
         return
