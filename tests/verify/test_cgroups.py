@@ -16,7 +16,7 @@ def test_this_hosts_hierarchy_has_every_controller_the_sandbox_needs():
         pytest.skip(f"no usable cgroups here: {exc}")
     assert version in (1, 2)
     needed = ("memory", "pids", "cpuacct") if version == 1 else ("",)
-    assert set(dirs) == set(needed) and all(Path(d, "cgroup.procs").exists() for d in dirs.values())
+    assert set(needed) <= set(dirs) and all(Path(d, "cgroup.procs").exists() for d in dirs.values())
 
 
 def _fake(monkeypatch, mounts, own):

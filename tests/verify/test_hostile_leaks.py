@@ -400,6 +400,18 @@ def test_files_do_not_survive_the_execution():
         assert result.verdict is Verdict.ACCEPTED, result.tests[0].stdout + result.tests[0].stderr
 
 
+def test_memory_an_execution_used_is_not_charged_to_the_next():
+    # 180 MB of files in its /tmp (charged to the tree's memory), then a program that needs 190 MB.
+    writer = "for i in range(6):\n    open(f'/tmp/f{i}', 'wb').write(b'x' * (30 << 20))\nprint('ok')\n"
+    needy = "block = bytearray(190 << 20)\nprint('ok')\n"
+    limits = ExecutionLimits(time_limit_s=5, memory_limit_mb=256)
+    with start_sandbox(workers=1) as pool:
+        for _ in range(2):
+            assert run(pool, writer, [{"input": "", "output": "ok"}], limits=limits).verdict is Verdict.ACCEPTED
+            result = run(pool, needy, [{"input": "", "output": "ok"}], limits=limits)
+            assert result.verdict is Verdict.ACCEPTED, result.message
+
+
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="syscall numbers of x86_64")
 def test_kernel_keyrings_and_the_hostname_are_out_of_reach(sandbox):
     source = (
