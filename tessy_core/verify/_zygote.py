@@ -574,6 +574,9 @@ def _run_python(source: str, call: dict[str, Any] | None) -> int:
     sys.argv = [filename]
     sys.path.insert(0, WORK_DIR)
     _install_std_streams()
+    import atexit
+
+    atexit._clear()  # only the program's own handlers run at its end
     try:
         code = compile(source, filename, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:
@@ -604,8 +607,6 @@ def _run_python(source: str, call: dict[str, Any] | None) -> int:
         except BaseException:  # noqa: BLE001 - e.g. MemoryError again while formatting
             pass
     try:
-        import atexit
-
         atexit._run_exitfuncs()
         threading = sys.modules.get("threading")
         if threading is not None:
