@@ -17,7 +17,7 @@ demo: env vllm-env
 
 # The whole suite, including the slow integration tests with real servers.
 test: env vllm-env system
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q --durations=15
 
 # Unit tests only (seconds).
 test-fast: env

@@ -26,8 +26,16 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="also show the libraries' own progress bars (model loading, saving)"
+    ),
+) -> None:
     """Build student-consistent SFT datasets with TESSY (teacher + student interleaved traces)."""
+    # One progress display per stage, tessy's own: transformers' and huggingface_hub's bars
+    # ("Loading weights", "Writing model shards") follow this flag, read when they are first imported.
+    if not verbose:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 # Sub-command groups, one module per area (each defines `app` or a command function).
