@@ -129,6 +129,47 @@ def decode(
     emit(result, as_json, human=_human(result))
 
 
+@app.command("predictor")
+def predictor_bench(
+    role: str = typer.Option(..., "--role", help="teacher or student: which boundary direction is scored"),
+    predictor: Optional[Path] = typer.Option(None, "--predictor", file_okay=False, help="predictor folder"),
+    data: Optional[Path] = typer.Option(None, "--data", dir_okay=False, help="held-out JSONL {text, style_spans}"),
+    world: Optional[Path] = typer.Option(
+        None, "--world", file_okay=False, help="a built small world: its predictor and held-out traces (default world)"
+    ),
+    limit: int = typer.Option(300, "--limit", min=1, help="held-out texts to read"),
+    join: int = typer.Option(1, "--join", min=1, help="glue N texts into one (traces longer than the window)"),
+    concurrency: int = typer.Option(32, "--concurrency", min=1, help="traces read at once"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """A learned predictor reading traces word by word: full-window vs incremental CPU and boundary F1."""
+    from tessy_core.bench.predictor import run_predictor_bench, world_heldout_texts
+    from tessy_core.predictors.labels import read_labelled_jsonl
+    from tessy_core.toyworld.build import WorldConfig, default_world_root
+
+    if role not in ("teacher", "student"):
+        fail(f"--role: teacher or student, got {role!r}", as_json)
+    if data is not None and predictor is not None:
+        texts = read_labelled_jsonl(data)
+        folder = predictor
+    elif data is None and predictor is None:
+        root = world or default_world_root(WorldConfig())
+        if not (root / "world.json").exists():
+            fail(f"{root}: no built world (run `tessy toyworld build`)", as_json)
+        texts, folder = world_heldout_texts(root, role), root / "predictors" / role
+    else:
+        fail("give --predictor and --data together, or neither (a world's own)", as_json)
+        return
+    result = run_predictor_bench(folder, texts[: limit * join], role, concurrency=concurrency, join=join)
+    human = "\n".join(
+        f"{name:<12} {v['predictor_cpu_s_per_1k_tokens']} predictor CPU s / 1K tokens, {v['tokens_through_the_model']} "
+        f"tokens through the model, boundary F1 {v['boundary_f1']}"
+        for name, v in result["variants"].items()
+    ) + (f"\nfull-window / incremental CPU {result['cpu_ratio_full_vs_incremental']} (target >= 5); "
+         f"F1 difference {result['boundary_f1_difference']} (target within 0.01)")
+    emit(result, as_json, human=human)
+
+
 @app.command("gpu-projection")
 def gpu_projection(
     world: Optional[Path] = typer.Option(
@@ -253,25 +294,6 @@ def _human(result: dict) -> str:
         f"(its target applies to the GPU projection, docs/sizing.md)"
     )
     return "\n".join(lines)
-
-
-@app.command("cli")
-def cli_startup(
-    repeats: int = typer.Option(5, "--repeats", min=1, help="runs per command (the median is reported)"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
-) -> None:
-    """Wall and CPU time of everyday commands (help, datasets, export, ingest, sandbox run)."""
-    from tessy_core.bench.cli_startup import run_cli_bench
-
-    result = run_cli_bench(repeats)
-    lines = [f"{'command':<28} {'wall s':>7} {'cpu s':>7} {'target':>7} {'x python':>9}"]
-    for row in result["timings"]:
-        target = "-" if row["target_s"] is None else f"{row['target_s']}"
-        flag = "" if row["within_target"] in (None, True) else "  over target"
-        bad = "" if row["exit_codes"] == [0] else f"  exit {row['exit_codes']}"
-        lines.append(f"{row['command']:<28} {row['wall_s']:>7} {row['cpu_s']:>7} {target:>7} {row['x_python_startup']:>9}{flag}{bad}")
-    lines.append(f"load average (1 min) before/after: {result['load_average_1m']}")
-    emit({"ok": True, **result}, as_json, "\n".join(lines))
 
 
 @app.command("cli")

@@ -26,6 +26,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+# Imported by `LearnedPredictor` only (itself loaded lazily): transformers is already there.
+from transformers.cache_utils import DynamicLayer
+
 # A stream whose tokens since the last safe point are more than this many is read again from the
 # window's start rather than searched further (text without spaces: code, long numbers).
 _MAX_BACKOFF_TOKENS = 64
@@ -42,11 +45,15 @@ class _Stream:
     starts: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     kinds: list[int] = field(default_factory=list)
-    # Cached keys/values (per layer, [1, kv_heads, L, head_dim]) of the last L tokens of `ids`.
-    past: list | None = None
+    # Cached keys and values of the last `cached` tokens of `ids`: columns [cache_start, cache_start +
+    # cached) of one preallocated tensor [layers, 2, kv_heads, capacity, head_dim].
+    past: object | None = None
+    cache_start: int = 0
     cached: int = 0
     # Position id of ids[0] (positions restart when the window is read again).
     position_of_first: int = 0
+    # Tokens dropped from the front of the lists since the last fresh read (figures only).
+    dropped: int = 0
     busy: bool = False
 
 
@@ -77,6 +84,13 @@ class IncrementalReader:
         self._max_position = int(getattr(config, "max_position_embeddings", 0) or 0) or 1 << 30
         self._cache_kwarg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self._lock = threading.Lock()
+        # The fast tokenizer's own Rust tokenizer: the same ids and offsets, a fraction of the overhead.
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._encode = (
+            (lambda text: backend.encode(text, add_special_tokens=False))
+            if backend is not None
+            else (lambda text: _Encoded(tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)))
+        )
         # Figures: tokens run through the model, forward calls, CPU seconds on the worker thread.
         self.tokens_read = 0
         self.forward_calls = 0
@@ -110,10 +124,10 @@ class IncrementalReader:
         same = len(old) if text.startswith(old) else _common_prefix(old, text)
         keep = _kept_tokens(stream, text, same)
         restart = stream.ends[keep - 1] if keep else _fresh_start(text, need_from, self.window)
-        encoded = self.tokenizer(text[restart:], add_special_tokens=False, return_offsets_mapping=True)
-        new_ids = list(encoded["input_ids"])
-        new_starts = [restart + a for a, _ in encoded["offset_mapping"]]
-        new_ends = [restart + b for _, b in encoded["offset_mapping"]]
+        encoded = self._encode(text[restart:])
+        new_ids = list(encoded.ids)
+        new_starts = [restart + a for a, _ in encoded.offsets]
+        new_ends = [restart + b for _, b in encoded.offsets]
         if not keep:
             # Fresh read: tokens more than a window before the first needed one are never seen.
             first_needed = _index_after(new_ends, need_from)
@@ -154,33 +168,31 @@ class IncrementalReader:
             del getattr(stream, name)[step.keep :]
         if not step.keep:
             stream.position_of_first = 0
-            past, cached = None, 0
+            stream.dropped = 0
+            stream.cache_start = stream.cached = 0
         elif step.recompute:
             # Read the last `recompute` kept tokens again, positions restarting at 0.
             first = step.keep - step.recompute
             stream.position_of_first = -first
             del stream.kinds[first:]
-            past, cached = None, 0
+            stream.cache_start = stream.cached = 0
         else:
-            cached = max(0, stream.cached - dropped)
-            past = [(k[:, :, :cached], v[:, :, :cached]) for k, v in stream.past] if cached else None
+            stream.cached = max(0, stream.cached - dropped)
             # Slide: the first new token sees the last window of tokens.
-            if cached > self.window - 1:
-                cut = cached - (self.window - 1)
-                past = [(k[:, :, cut:], v[:, :, cut:]) for k, v in past]
-                cached -= cut
+            cut = max(0, stream.cached - (self.window - 1))
+            stream.cache_start += cut
+            stream.cached -= cut
         inputs = (stream.ids[step.keep - step.recompute : step.keep] if step.recompute else []) + step.new_ids
         first_position = stream.position_of_first + step.keep - step.recompute
         stream.ids.extend(step.new_ids)
         stream.starts.extend(step.new_starts)
         stream.ends.extend(step.new_ends)
         stream.text = step.text
-        stream.past, stream.cached = past, cached
         return step, inputs, first_position
 
     def _forward(self, group) -> None:
         import torch
-        from transformers import DynamicCache
+        from transformers.cache_utils import Cache
 
         group = [g for g in group if g[1]]
         if not group:
@@ -190,54 +202,108 @@ class IncrementalReader:
         widths = [len(g[1]) for g in group]
         past_max, new_max = max(lengths), max(widths)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids = torch.full((batch, new_max), pad_id, dtype=torch.long)
-        attention = torch.zeros((batch, past_max + new_max), dtype=torch.long)
-        positions = torch.zeros((batch, new_max), dtype=torch.long)
-        for row, (step, inputs, first_position) in enumerate(group):
-            input_ids[row, : len(inputs)] = torch.tensor(inputs, dtype=torch.long)
-            attention[row, past_max - lengths[row] : past_max + len(inputs)] = 1
-            positions[row] = first_position + torch.arange(new_max)
-        kwargs = {}
-        if past_max:
-            layers = []
-            template = next(g[0].stream.past for g in group if g[0].stream.cached)
-            for layer, (k0, v0) in enumerate(template):
-                keys = k0.new_zeros((batch, k0.shape[1], past_max, k0.shape[3]))
-                values = v0.new_zeros((batch, v0.shape[1], past_max, v0.shape[3]))
-                for row, (step, _, _) in enumerate(group):
-                    if lengths[row]:
-                        k, v = step.stream.past[layer]
-                        keys[row, :, past_max - lengths[row] :] = k[0]
-                        values[row, :, past_max - lengths[row] :] = v[0]
-                layers.append((keys, values))
-            kwargs[self._cache_kwarg] = DynamicCache(ddp_cache_data=layers)
-        else:
-            kwargs[self._cache_kwarg] = DynamicCache()
+        # Caches left-padded to one length, new tokens right-padded: one forward for every stream.
+        input_ids = torch.tensor([inputs + [pad_id] * (new_max - len(inputs)) for _, inputs, _ in group])
+        attention = torch.tensor(
+            [[0] * (past_max - n) + [1] * (n + w) + [0] * (new_max - w) for n, w in zip(lengths, widths)]
+        )
+        positions = torch.tensor([list(range(first, first + new_max)) for _, _, first in group])
+        shape = self._kv_shape()
+        # One buffer for the batch: the past is copied in once, the model writes the new keys and
+        # values in place (no per-layer concatenation), and they are copied out per stream.
+        buffer = torch.zeros((shape[0], 2, batch, shape[1], past_max + new_max, shape[2]), dtype=self._kv_dtype())
+        for row, (step, _, _) in enumerate(group):
+            stream, length = step.stream, lengths[row]
+            if length:
+                start = stream.cache_start
+                buffer[:, :, row, :, past_max - length : past_max] = stream.past[:, :, :, start : start + length]
+        cache = Cache(layers=[_BufferLayer(buffer[i, 0], buffer[i, 1], past_max) for i in range(shape[0])])
         with torch.inference_mode():
             output = self.model(
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention.to(self.device),
                 position_ids=positions.to(self.device),
                 use_cache=True,
-                **kwargs,
+                **{self._cache_kwarg: cache},
             )
-        cache = kwargs[self._cache_kwarg]
-        kinds = output.logits.argmax(-1).cpu().tolist()
+            kinds = output.logits.argmax(-1).cpu().tolist()
         self.forward_calls += 1
         self.tokens_read += sum(widths)
         for row, (step, inputs, _) in enumerate(group):
             stream = step.stream
             stream.kinds.extend(kinds[row][: len(inputs)])
-            keep_from = past_max - lengths[row]
-            total = lengths[row] + len(inputs)
-            start = max(0, total - self.window)  # the cache slides: the last window of tokens
-            stream.past = [
-                (layer.keys[row : row + 1, :, keep_from + start : keep_from + total].clone(),
-                 layer.values[row : row + 1, :, keep_from + start : keep_from + total].clone())
-                for layer in cache.layers
-            ]
-            stream.cached = total - start
+            self._store(stream, buffer[:, :, row, :, past_max : past_max + len(inputs)])
             _trim_lists(stream, self.window * _LIST_WINDOWS)
+
+    def _kv_shape(self) -> tuple[int, int, int]:
+        config = self.model.config
+        heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        return config.num_hidden_layers, heads, dim
+
+    def _kv_dtype(self):
+        return next(self.model.parameters()).dtype
+
+    def _store(self, stream: _Stream, new) -> None:
+        """Append new keys/values ([layers, 2, heads, n, dim]) to the stream's storage, keeping the
+        last window; the storage has room to append for a while before it is compacted."""
+        import torch
+
+        n = new.shape[3]
+        capacity = self.window + max(64, self.window // 2)
+        if stream.past is None or stream.past.shape[3] < capacity:
+            shape = self._kv_shape()
+            grown = torch.zeros((shape[0], 2, shape[1], capacity, shape[2]), dtype=new.dtype)
+            if stream.past is not None and stream.cached:
+                grown[:, :, :, : stream.cached] = stream.past[:, :, :, stream.cache_start : stream.cache_start + stream.cached]
+            stream.past, stream.cache_start = grown, 0
+        end = stream.cache_start + stream.cached
+        if end + n <= capacity:
+            stream.past[:, :, :, end : end + n] = new
+            stream.cached += n
+        else:  # compact: the last window of (kept + new) moves to the front
+            keep_old = max(0, min(stream.cached, self.window - n))
+            if keep_old:
+                stream.past[:, :, :, :keep_old] = stream.past[:, :, :, end - keep_old : end].clone()
+            take = min(n, self.window)
+            stream.past[:, :, :, keep_old : keep_old + take] = new[:, :, :, n - take :]
+            stream.cache_start, stream.cached = 0, keep_old + take
+        if stream.cached > self.window:  # the cache slides: the last window of tokens
+            stream.cache_start += stream.cached - self.window
+            stream.cached = self.window
+
+
+class _BufferLayer(DynamicLayer):
+    """A cache layer over a preallocated [batch, heads, past + new, dim] buffer: the past is in
+    place, `update` writes the new keys/values after it and returns views (no concatenation)."""
+
+    def __init__(self, keys, values, past: int):
+        super().__init__()
+        self.is_initialized = True
+        self._keys_buffer, self._values_buffer, self._past = keys, values, past
+        self.keys, self.values = keys[:, :, :past], values[:, :, :past]
+        self.device = keys.device
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        end = self._past + key_states.shape[-2]
+        self._keys_buffer[:, :, self._past : end] = key_states
+        self._values_buffer[:, :, self._past : end] = value_states
+        self.keys, self.values = self._keys_buffer[:, :, :end], self._values_buffer[:, :, :end]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.keys.shape[-2]
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.keys.shape[-2] + query_length, 0
+
+    def get_max_length(self) -> int:
+        return -1
+
+
+class _Encoded:
+    def __init__(self, encoded) -> None:
+        self.ids, self.offsets = encoded["input_ids"], encoded["offset_mapping"]
 
 
 def _trim_lists(stream: _Stream, limit: int) -> None:
@@ -246,6 +312,7 @@ def _trim_lists(stream: _Stream, limit: int) -> None:
         for name in ("ids", "starts", "ends", "kinds"):
             del getattr(stream, name)[:excess]
         stream.position_of_first += excess
+        stream.dropped += excess
 
 
 def _common_prefix(a: str, b: str) -> int:
