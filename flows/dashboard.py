@@ -241,6 +241,11 @@ def log_headline(logger, result: BuildResult) -> None:
     logger.log(level, "%s", report.state_message(result))
     for figure, value in report.headline_rows(result):
         logger.info("  %s: %s", figure, value)
+    per = "per published sample" if result.counts.get("published") else "in all (nothing published)"
+    for cost in report.cost_rows(result):
+        logger.info("  cost %s, %s: %s requests, %s tokens generated; server-side %s prompt + %s completion tokens",
+                    per, cost["model"], cost["requests"], cost["tokens generated"], cost["server prompt tokens"],
+                    cost["server completion tokens"])
     if result.rejected_uri:
         logger.info("  samples not published, with reasons: %s", result.rejected_uri)
 

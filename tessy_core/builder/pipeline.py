@@ -541,7 +541,13 @@ def finish_build(config: BuildConfig, prepared: PreparedBuild, shards: list[Shar
     report("stage", plan.build_id, stage="validate")
     policy = config.validation
     frame = sample_table(workspace, plan, policy)
+    if policy.style is not None:
+        report("stage", plan.build_id, stage="style gate")
+    style_started = time.perf_counter()
     style = gate_version_style(frame, config.generation, policy.style)
+    if style is not None:
+        report("stage", plan.build_id, stage="style gate done", seconds=round(time.perf_counter() - style_started, 1),
+               samples_scored=style.version.get("samples_scored"), passed=style.success)
     if style is not None:  # samples failing a per-sample style limit move to `rejected`, with the reason
         frame = split_by_policy(frame, policy, extra_reasons=style.sample_rejections)
     suite = with_style(validate_samples(frame, policy), style)

@@ -98,28 +98,25 @@ def headline_rows(result: BuildResult) -> list[tuple[str, str]]:
     for key, label in STYLE_FIGURES:
         value = _number(style.get(key)) if style else "style gate off"
         rows.append((f"style: {label}", value))
-    rows += [(f"cost per published sample: {role}", text) for role, text in cost_per_sample(result).items()]
     return rows
 
 
-def cost_per_sample(result: BuildResult) -> dict[str, str]:
-    """Per model role: requests and tokens per published sample, engine-counted, and server-side
-    (prompt + completion tokens the server reported) where the model is served over HTTP."""
+def cost_rows(result: BuildResult) -> list[dict[str, str]]:
+    """Per model role, the cost per published sample: requests and generated tokens as the engine
+    counted them, and prompt and completion tokens as the servers reported them (HTTP backends;
+    '-' for in-process models). Without a published sample: the totals, marked as such."""
     published = result.counts.get("published", 0)
-    costs = {}
+    rows = []
     for role, usage in result.usage.items():
-        text = (
-            f"{_per(usage.get('requests', 0), published)} requests, "
-            f"{_per(usage.get('tokens_generated', 0), published)} tokens generated"
-        )
-        server = result.servers.get(role)
-        if server:
-            text += (
-                f"; server-side {_per(server.get('prompt_tokens', 0), published)} prompt + "
-                f"{_per(server.get('completion_tokens', 0), published)} completion tokens"
-            )
-        costs[role] = text
-    return costs
+        server = result.servers.get(role) or {}
+        rows.append({
+            "model": role,
+            "requests": _per(usage.get("requests", 0), published),
+            "tokens generated": _per(usage.get("tokens_generated", 0), published),
+            "server prompt tokens": _per(server["prompt_tokens"], published) if server else "-",
+            "server completion tokens": _per(server["completion_tokens"], published) if server else "-",
+        })
+    return rows
 
 
 # --- tables (artifacts) -------------------------------------------------------------------------
@@ -159,8 +156,8 @@ def usage_rows(result: BuildResult) -> list[dict[str, Any]]:
                 "tokens kept": usage.get("tokens_kept", 0),
                 "tokens thrown away": usage.get("tokens_discarded", 0),
                 "kept share": f"{usage.get('tokens_kept', 0) / generated:.1%}" if generated else "-",
-                "requests per published sample": _per(usage.get("requests", 0), published),
-                "tokens per published sample": _per(generated, published),
+                "requests per published sample": _per(usage.get("requests", 0), published) if published else "-",
+                "tokens per published sample": _per(generated, published) if published else "-",
                 "server prompt tokens": server.get("prompt_tokens", "-"),
                 "server completion tokens": server.get("completion_tokens", "-"),
                 "server errors / failovers": f"{server['errors']} / {server['failovers']}" if server else "-",
@@ -250,10 +247,9 @@ def report_markdown(result: BuildResult, trend: list[dict[str, Any]] | None = No
     if result.status == "empty":
         return f"# {name}: nothing to build\n\n{result.message}\n"
     label = status_label(result)
-    mark = {"published": "✅", "published with failures": "⚠️", "BLOCKED": "❌"}.get(label, "")
-    lines = [f"# {mark} {name}: {label}", ""]
+    lines = [f"# {name}: {label}", ""]
     if result.status == "blocked":
-        lines += [f"**Nothing was published.** {result.message}", ""]
+        lines += ["**Nothing was published.**", ""]
     checks = checks_line(result)
     if checks:
         lines += [f"**Failed checks:** {checks}", ""]
@@ -266,6 +262,13 @@ def report_markdown(result: BuildResult, trend: list[dict[str, Any]] | None = No
         lines.append("")
     lines += ["| headline | value |", "|---|---|"]
     lines += [f"| {figure} | {value} |" for figure, value in headline_rows(result)]
+    costs = cost_rows(result)
+    if costs:
+        per = "per published sample" if result.counts.get("published") else "in all (nothing published)"
+        lines += ["", f"Cost {per}:", "", "| model | requests | tokens generated | server prompt tokens | "
+                  "server completion tokens |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {c['model']} | {c['requests']} | {c['tokens generated']} | {c['server prompt tokens']} | "
+                  f"{c['server completion tokens']} |" for c in costs]
 
     rows = validation_rows(result)
     if rows:
@@ -273,7 +276,7 @@ def report_markdown(result: BuildResult, trend: list[dict[str, Any]] | None = No
         lines += ["", f"## Validation: {passed}/{len(rows)} checks met", "",
                   "| check | verdict | observed | threshold |", "|---|---|---|---|"]
         lines += [
-            f"| {r['check']} | {'ok' if r['verdict'] == 'ok' else '❌ **FAILED**'} | {_cell(r['observed'])} | "
+            f"| {r['check']} | {'ok' if r['verdict'] == 'ok' else '**FAILED**'} | {_cell(r['observed'])} | "
             f"{_cell(r['threshold'])} |"
             for r in rows
         ]
@@ -304,11 +307,13 @@ def _failures_section(result: BuildResult) -> list[str]:
         if not reasons:
             continue
         examples = result.examples.get(kind, {})
-        lines += ["", f"## Why samples were {kind}", "", "| reason | samples | first sample ids |", "|---|---:|---|"]
-        lines += [
-            f"| {_cell(reason)} | {n} | {', '.join(f'`{i}`' for i in examples.get(reason, [])) or '-'} |"
-            for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])
-        ]
+        ordered = sorted(reasons.items(), key=lambda kv: -kv[1])
+        lines += ["", f"## Why samples were {kind}", "", "| reason | samples |", "|---|---:|"]
+        lines += [f"| {_cell(reason)} | {n} |" for reason, n in ordered]
+        # Ids below the table, not in it: table cells do not wrap in Prefect's UI.
+        lines += ["", "First sample ids per reason:", ""]
+        lines += [f"- {reason}: {', '.join(f'`{i}`' for i in examples.get(reason, [])) or '-'}"
+                  for reason, _ in ordered]
     if lines and result.rejected_uri:
         lines += ["", f"Every sample not published, with its `rejection_reason`: `{result.rejected_uri}` "
                   "(Parquet; the catalog's build samples hold each outcome and reason too)."]
@@ -494,7 +499,7 @@ def _number(value: Any) -> str:
 
 
 def _per(amount: float, published: int) -> str:
-    return f"{amount / published:,.1f}" if published else f"- ({amount:,} in all, none published)"
+    return f"{amount / published:,.1f}" if published else f"{amount:,}"
 
 
 def _uri(uri: str) -> str:

@@ -76,7 +76,7 @@ def test_flow_maps_shards_publishes_and_reports_artifacts(prefect_harness, tmp_p
     assert f"/artifacts/artifact/{card.id}" in artifacts["build-tiny-version"].data
     assert f"`file://{result.uri}`" in card.data and "manifest.json" in card.data
     report = artifacts["build-tiny-report"].data
-    assert report.startswith("# ✅ tiny@v1: published") and "| headline | value |" in report
+    assert report.startswith("# tiny@v1: published") and "| headline | value |" in report
     assert "## Samples by outcome" in report and "█" in report
     trend = json.loads(artifacts["build-tiny-trend"].data)
     assert [row["version"] for row in trend] == ["v1 (this build)"]

@@ -44,19 +44,21 @@ def test_a_blocked_build_reads_as_blocked_from_its_first_line():
     result = _blocked()
     text = report.report_markdown(result)
     head = text.split("## Validation")[0]
-    assert text.startswith("# ❌ ds: BLOCKED")
+    assert text.startswith("# ds: BLOCKED\n\n**Nothing was published.**")
     assert "failed_share 60.0% failed (24/40) vs <= 25%" in head
     assert "| failed | 24 (60.0%; check <= 25%) |" in head
     assert "| pass rate on hidden tests, all samples | 0.40 (16/40) |" in head
     assert "| pass rate, samples that finished generating | 1.00 (16/16; check >= 30%) |" in head
     assert "0.71 (each sample in [0.5, 0.9])" in head
     assert "| style: student NLL (mean, lower is more student-like) | 1.25 |" in head
-    # No sample published: the cost per published sample says so instead of dividing by zero.
-    assert "server-side" in head and "none published" in head
+    # No sample published: the cost table gives totals and says so instead of dividing by zero.
+    assert "Cost in all (nothing published):" in head
+    assert "| teacher | 400 | 8,000 | 90,000 | 8,100 |" in head and "| student | 900 | 4,000 | - | - |" in head
     # Failed checks lead the validation table; the failures table names sample ids and the Parquet.
     table = text.split("## Validation: 2/3 checks met")[1]
-    assert table.split("\n")[4].startswith("| failed_share | ❌ **FAILED** | 60.0% failed (24/40) | <= 25% |")
-    assert "`s1`, `s2`, `s3`, `s4`, `s5`" in text and "rejected.parquet" in text
+    assert table.split("\n")[4].startswith("| failed_share | **FAILED** | 60.0% failed (24/40) | <= 25% |")
+    assert "- generation failed: thinking_token_cap: `s1`, `s2`, `s3`, `s4`, `s5`" in text
+    assert "rejected.parquet" in text
 
     state = final_state(result)
     assert state.is_failed() and state.name == BLOCKED
@@ -120,3 +122,21 @@ def test_links_have_a_scheme_a_browser_opens():
     result = _blocked().model_copy(update={"uri": "/srv/datasets/ds/v2"})
     assert report.version_uri(result) == "file:///srv/datasets/ds/v2"
     assert report.version_uri(result.model_copy(update={"uri": "s3://b/ds/v2"})) == "s3://b/ds/v2"
+
+
+def test_server_side_counters_add_up_over_replicas_and_shards():
+    from tessy_core.builder.pipeline import server_usage
+
+    def shard(shard_id: str, a: int, b: int) -> ShardSummary:
+        replicas = {
+            "http://a:8000/v1": {"requests": a, "prompt_tokens": 10 * a, "completion_tokens": a, "errors": 1, "failovers": 0},
+            "http://b:8000/v1": {"requests": b, "prompt_tokens": 10 * b, "completion_tokens": b, "errors": 0, "failovers": 1},
+        }
+        return ShardSummary(shard_id=shard_id, samples=4, skipped=False,
+                            servers={"teacher": {"model_id": "t@main", "replicas": replicas}})
+
+    totals = server_usage([shard("s0", 3, 4), shard("s1", 5, 0)])
+    assert totals == {"teacher": {"model_id": "t@main", "endpoints": ["http://a:8000/v1", "http://b:8000/v1"],
+                                  "requests": 12, "prompt_tokens": 120, "completion_tokens": 12, "errors": 2,
+                                  "failovers": 2}}
+    assert server_usage([ShardSummary(shard_id="s", samples=1, skipped=False)]) == {}  # in-process models
