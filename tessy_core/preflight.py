@@ -383,7 +383,7 @@ class Preflight:
             retry=RetryPolicy(max_retries=0, outage_wait_s=0), send_seed=False,
         )
         try:
-            completion = await backend.complete(prompt, max_tokens=1, sampling=SamplingParams(temperature=0.0, top_p=1.0, top_k=-1))
+            completion = await backend.complete(prompt, max_tokens=1, sampling=SamplingParams(temperature=0.0, top_p=1.0, top_k=1))
         except BackendError as error:
             self._add(base, "special tokens", ERROR, f"{role}: the one-token probe failed: {error}")
             return
