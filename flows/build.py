@@ -1,7 +1,10 @@
 """The `build_dataset` flow: catalog -> shards of generation -> validation -> a published version.
 
 Every step is a function of `tessy_core.builder.pipeline`; this module only decides what runs as a
-Prefect task, maps the shards over the task runner, and publishes the build's artifacts.
+Prefect task, maps the shards over the task runner, and ends the run in the state that tells the
+truth about the build (Failed 'Blocked' when nothing was published, 'Completed with failures' past
+failed checks). `flows/dashboard.py` names and tags the run, writes tessy's progress to the run
+loggers and attaches the artifacts to the flow run (docs/build.md, "In the Prefect UI").
 
     from flows import run_build
     result = run_build(load_build_config("build.yaml"))    # honours config.runner
@@ -90,7 +93,8 @@ def build_dataset(
     """Build the next version of a dataset from a `BuildConfig` (or a YAML file of one).
 
     `new_prompts_only` overrides the config's setting (scheduled builds set it). Running the same
-    config again after a failure or a kill continues the unfinished build.
+    config again after a failure or a kill continues the unfinished build. The `BuildResult` is the
+    data of the run's final state, a blocked build's included (`run_build` returns it).
     """
     config = resolve_config(config, config_path, new_prompts_only)
     logger = get_run_logger()
