@@ -21,10 +21,6 @@ from tessy_core.verify.errors import SandboxUnavailable
 GROUP = "tessy-sandbox"
 V1_CONTROLLERS = ("memory", "pids", "cpuacct")
 V2_CONTROLLERS = ("memory", "pids")
-# Where the cpu controller is there too, a worker's tree gets at most one CPU's worth of time per
-# period: a program that spreads over every core cannot starve the other workers' programs into
-# their wall limits. Fairness only (the CPU-time limit holds without it).
-CPU_QUOTA_US, CPU_PERIOD_US = 100_000, 100_000
 
 
 @dataclass(frozen=True)
@@ -78,9 +74,6 @@ def locate() -> tuple[int, dict[str, Path]]:
             if fstype == "cgroup" and controller in options and controller in own and controller not in v1:
                 v1[controller] = _under(point, root, own[controller])
     if len(v1) == len(V1_CONTROLLERS):
-        for root, point, fstype, options in mounts:
-            if fstype == "cgroup" and "cpu" in options and "cpu" in own and "cpu" not in v1:
-                v1["cpu"] = _under(point, root, own["cpu"])
         return 1, v1
     for root, point, fstype, _ in mounts:
         if fstype != "cgroup2" or "" not in own:
@@ -137,21 +130,14 @@ def claim(uid: int) -> CgroupSlot:
                 slot.mkdir(parents=True, exist_ok=True)
                 _kill_members(slot)
                 dirs[controller] = str(slot)
-            if "cpu" in dirs:
-                cpu = Path(dirs["cpu"])
-                (cpu / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
-                (cpu / "cpu.cfs_quota_us").write_text(str(CPU_QUOTA_US))
         else:
             base = bases[""]
-            wanted = V2_CONTROLLERS + (("cpu",) if "cpu" in (base / "cgroup.controllers").read_text().split() else ())
-            _enable(base, wanted)
+            _enable(base, V2_CONTROLLERS)
             (base / GROUP).mkdir(exist_ok=True)
-            _enable(base / GROUP, wanted)
+            _enable(base / GROUP, V2_CONTROLLERS)
             slot = base / GROUP / f"slot-{uid}"
             slot.mkdir(exist_ok=True)
             _kill_members(slot)
-            if "cpu" in wanted:
-                (slot / "cpu.max").write_text(f"{CPU_QUOTA_US} {CPU_PERIOD_US}")
             dirs = {"memory": str(slot), "pids": str(slot), "cpu": str(slot)}
     except PermissionError as exc:
         raise SandboxUnavailable(f"cannot create the sandbox's cgroups ({exc}); the sandbox needs root") from None
