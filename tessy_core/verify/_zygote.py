@@ -442,7 +442,12 @@ def _enter_namespaces(uid: int, scratch_mb: int) -> None:
     _libc_call("sethostname", HOSTNAME, len(HOSTNAME))
     _mount(b"tmpfs", WORK_DIR, b"tmpfs", MS_NOSUID | MS_NODEV,
            f"size={scratch_mb}m,mode=0700,uid={uid},gid={uid}")
-    _mount(b"proc", "/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid,hidepid=invisible")
+    try:  # only the processes, no /proc/sys, /proc/kcore...: Linux 5.8 and later
+        _mount(b"proc", "/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid,hidepid=invisible")
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        _mount(b"proc", "/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
 
 
 def _program_main(zygote: Zygote, job: dict[str, Any], fds: list[int], report_fd: int) -> NoReturn:
