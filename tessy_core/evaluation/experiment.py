@@ -197,9 +197,14 @@ def findings(rows: list[ExperimentRow]) -> list[str]:
                 "the paper's capability damage does not appear in this world"
             )
     if base and teacher and base.style_nll is not None and teacher.style_nll is not None:
-        direction = "away from" if teacher.style_nll > base.style_nll else "toward"
-        out.append(f"teacher-only data moved the student's thinking {direction} its own style: style NLL "
-                   f"{base.style_nll:.3f} -> {teacher.style_nll:.3f}")
+        spread = max(base.style_nll_std or 0.0, teacher.style_nll_std or 0.0, 0.005)
+        if abs(teacher.style_nll - base.style_nll) <= spread:
+            out.append(f"teacher-only data did not measurably move the student's style: style NLL "
+                       f"{base.style_nll:.3f} -> {teacher.style_nll:.3f}")
+        else:
+            direction = "away from" if teacher.style_nll > base.style_nll else "toward"
+            out.append(f"teacher-only data moved the student's thinking {direction} its own style: style NLL "
+                       f"{base.style_nll:.3f} -> {teacher.style_nll:.3f}")
     if tessy and teacher and tessy.pass_at_1 is not None and teacher.pass_at_1 is not None:
         relation = "above" if tessy.pass_at_1 > teacher.pass_at_1 else "not above"
         significance = "beyond" if _differs(tessy, teacher) else "within"

@@ -158,9 +158,9 @@ def finetune(
     dtype = torch.float32 if config.precision == "fp32" or config.device == "cpu" else _torch_dtype(config.precision)
     model = load_pretrained("AutoModelForCausalLM", base_path, revision=revision, dtype=dtype)
 
-    dataset = load_dataset("json", data_files=str(messages_file), split="train")
-    if len(dataset) == 0:
+    if not messages_file.read_text().strip():
         raise ValueError(f"{messages_file}: the version has no training rows")
+    dataset = load_dataset("json", data_files=str(messages_file), split="train")
     staging = output_dir.with_name(f".{output_dir.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     on_gpu = config.device != "cpu"
