@@ -80,7 +80,9 @@ def run(
         })
         program = Program(language=language or ("cpp" if code.suffix in CPP_SUFFIXES else "python"),
                           source=code.read_text())
-        with Sandbox(_load_config(config_path)) as sandbox:
+        config = _load_config(config_path)
+        # One program is judged on one worker, test after test: more would only cost start-up.
+        with Sandbox(config if config.workers is not None else config.model_copy(update={"workers": 1})) as sandbox:
             result = sandbox.run_tests_sync(program, test_list, limits, source=prompt.get("source"))
     except (SandboxError, ValueError) as exc:
         fail(str(exc), as_json)

@@ -62,7 +62,9 @@ class Sandbox:
                 self._slots.append(slot)
                 worker = ZygoteWorker(self.config, slot)
                 self._workers.append(worker)
-                self._check_isolation(worker.start())
+                worker.launch()  # all start at once; then each is waited for
+            for worker in self._workers:
+                self._check_isolation(worker.wait_ready())
                 self._idle.put(worker)
         except BaseException:
             self.close()

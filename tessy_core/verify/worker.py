@@ -179,6 +179,11 @@ class ZygoteWorker:
         return self._process.pid if self._process is not None else None
 
     def start(self) -> IsolationReport:
+        self.launch()
+        return self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the zygote process without waiting for it (see `wait_ready`): a pool starts all at once."""
         python = self._config.python_executable or base_interpreter()
         host_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         settings = {
@@ -191,9 +196,15 @@ class ZygoteWorker:
                 [python, "-I", "-S", str(ZYGOTE_SCRIPT), json.dumps(settings)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ZYGOTE_ENV,
                 pass_fds=[zygote_end.fileno()], start_new_session=True, cwd="/")
+        except BaseException:
+            host_end.close()
+            raise
         finally:
             zygote_end.close()
         self._control = host_end
+
+    def wait_ready(self) -> IsolationReport:
+        """The zygote's hello: which isolation layers it established."""
         try:
             hello = self._receive(time.monotonic() + STARTUP_TIMEOUT_S)
         except ZygoteFailed as exc:
