@@ -88,7 +88,10 @@ REQUEST_FD = 4  # host -> harness: {"source", "call"} (closed once read)
 REPORT_FD = 5  # harness -> zygote: "R" when set up, or "E<reason>"; closed before the program runs
 EXEC_FDS = 5  # request, stdin, stdout, stderr, status, in that order in a spawn message
 
-SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+SANDBOX_PATH = "/usr/bin:/bin"
+# What the runtimes (the interpreter's libraries, g++ with its headers, libraries and helpers, the
+# C.UTF-8 locale, time zones) need of /usr.
+USR_RUNTIME = ("bin", "lib", "lib32", "lib64", "libx32", "libexec", "include", "share/zoneinfo")
 WORK_DIR = "/tmp"  # a fresh tmpfs per execution
 PROGRAM_DIR = "/prog"  # the loaded compiled program (root-owned, read-only for programs)
 PROGRAM_ENV = {"PATH": SANDBOX_PATH, "HOME": WORK_DIR, "TMPDIR": WORK_DIR, "LANG": "C.UTF-8",
@@ -233,10 +236,16 @@ def build_root(staging: str, settings: dict[str, Any]) -> None:
         elif os.path.isdir(host):
             os.mkdir(os.path.join(staging, name), 0o755)
             _bind_readonly(host, os.path.join(staging, name))
-    _bind_readonly("/usr", os.path.join(staging, "usr"))
-    for path in settings["runtime_paths"]:  # e.g. the interpreter's prefix when it is not under /usr
-        if path == "/usr" or path.startswith("/usr/"):
+    for name in USR_RUNTIME:  # not /usr/local, /usr/share, /usr/src: nothing a runtime needs
+        host = os.path.join("/usr", name)
+        if os.path.isdir(host) and not os.path.islink(host):
+            os.makedirs(os.path.join(staging, "usr", name), 0o755)
+            _bind_readonly(host, os.path.join(staging, "usr", name))
+    for path in settings["runtime_paths"]:  # the interpreter's prefix, unless bound above already
+        if any(path == f"/usr/{name}" or path.startswith(f"/usr/{name}/") for name in USR_RUNTIME):
             continue
+        if path == "/usr":
+            continue  # a system interpreter: its bin/ and lib/ are bound above
         target = staging + path
         os.makedirs(target, 0o755, exist_ok=True)
         _bind_readonly(path, target)

@@ -123,7 +123,8 @@ allowed = json.loads(input())
 extra = {d: sorted(set(os.listdir(d)) - set(names)) for d, names in allowed.items()}
 print(json.dumps({d: names for d, names in extra.items() if names}))
 present = [p for p in ("/work", "/home", "/var", "/sys", "/run", "/mnt", "/opt", "/srv", "/etc/shadow",
-                       "/etc/ssh", "/root/.ssh", "/root/.cache", "/etc/machine-id") if os.path.lexists(p)]
+                       "/etc/ssh", "/root/.ssh", "/root/.cache", "/etc/machine-id", "/usr/local", "/usr/src")
+           if os.path.lexists(p)]
 print(present)
 """
 
@@ -133,7 +134,8 @@ def test_the_file_system_holds_only_what_the_runtimes_need(sandbox):
                      "usr"],
                "/etc": ["passwd", "group", "hostname", "hosts", "ld.so.cache", "ld.so.conf", "alternatives"],
                "/dev": ["null", "zero", "full", "random", "urandom", "fd", "stdin", "stdout", "stderr", "shm"],
-               "/tmp": []}
+               "/usr": ["bin", "lib", "lib32", "lib64", "libx32", "libexec", "include", "share"],
+               "/usr/share": ["zoneinfo"], "/tmp": []}
     result = run(sandbox, RUNTIME_ONLY, [{"input": json.dumps(allowed) + "\n", "output": "{}\n[]\n"}])
     assert result.verdict is Verdict.ACCEPTED, result.tests[0].stdout + result.tests[0].stderr
 
