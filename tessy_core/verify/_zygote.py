@@ -120,6 +120,7 @@ SECCOMP_NAMESPACE_FLAGS = (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_
 _MAX_MESSAGE = 1 << 16
 _REPORT_LIMIT = 4096
 _MIN_CPU_POLL_S = 0.005
+WALL_STRETCH = 3.0  # the wall limit moves by the time spent waiting for a CPU, up to this many times
 _MAX_CPU_POLL_S = 0.05
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -647,7 +648,8 @@ def _close_quietly(*fds: int) -> None:
 
 class Zygote:
     def __init__(self, settings: dict[str, Any], control: socket.socket, cgroups: Cgroups, seccomp: bytes,
-                 pid_namespace_fd: int) -> None:
+                 pid_namespace_fd: int, proc_fd: int) -> None:
+        self.proc_fd = proc_fd
         self.uid: int = settings["uid"]
         self.scratch_mb: int = settings["scratch_mb"]
         self.control = control
@@ -745,12 +747,26 @@ class Zygote:
             reply["compiled"] = self.loaded = self._seal_program_dir()
         return reply
 
+    def _run_delay_s(self, schedstat_fd: int | None) -> float:
+        """How long the program process was runnable but waiting for a CPU (other load), in seconds."""
+        if schedstat_fd is None:
+            return 0.0
+        try:
+            return int(os.pread(schedstat_fd, 128, 0).split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
     def _supervise(self, pid: int, limits: dict[str, Any], started: float) -> tuple[str | None, int]:
         pidfd = os.pidfd_open(pid)
+        try:
+            schedstat_fd: int | None = os.open(f"{pid}/schedstat", os.O_RDONLY, dir_fd=self.proc_fd)
+        except OSError:
+            schedstat_fd = None  # no scheduler statistics in this kernel: the plain wall limit
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
         poller.register(self.control.fileno(), select.POLLIN)
-        deadline = started + float(limits["wall_s"])
+        wall_s = float(limits["wall_s"])
+        deadline = started + wall_s
         cpu_limit_ns = int(float(limits["cpu_s"]) * 1e9)
         killed_for: str | None = None
         interval = _MIN_CPU_POLL_S
@@ -773,7 +789,14 @@ class Zygote:
                 if used >= cpu_limit_ns:
                     killed_for = "cpu"
                 elif time.monotonic() >= deadline:
-                    killed_for = "wall"
+                    # Time spent waiting for a CPU is the machine's load, not the program's doing: the
+                    # deadline moves by it (up to WALL_STRETCH times the limit), so a starved program
+                    # ends on its CPU limit like on an idle machine. A sleeping one never waits for a CPU.
+                    stretched = min(self._run_delay_s(schedstat_fd), WALL_STRETCH * wall_s)
+                    if time.monotonic() >= started + wall_s + stretched:
+                        killed_for = "wall"
+                    else:
+                        deadline = started + wall_s + stretched
                 if killed_for is not None:
                     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                     continue
@@ -782,6 +805,8 @@ class Zygote:
         finally:
             _, wait_status = os.waitpid(pid, 0)
             os.close(pidfd)
+            if schedstat_fd is not None:
+                os.close(schedstat_fd)
         return killed_for, wait_status
 
 
@@ -809,6 +834,7 @@ def main(argv: list[str]) -> int:
         if os.geteuid() != 0:
             raise PermissionError("the sandbox's zygote must run as root (namespaces, mounts, uid switch)")
         pid_namespace_fd = os.open("/proc/self/ns/pid", os.O_RDONLY)
+        proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)  # the host's: schedstat of programs
         cgroups = Cgroups(settings["cgroups"])
         isolation["cgroups"] = True
         seccomp = build_seccomp_filter()
@@ -822,7 +848,7 @@ def main(argv: list[str]) -> int:
         return 1
     os.environ.clear()
     os.environ.update(PROGRAM_ENV)
-    zygote = Zygote(settings, control, cgroups, seccomp, pid_namespace_fd)
+    zygote = Zygote(settings, control, cgroups, seccomp, pid_namespace_fd, proc_fd)
     _warm_up()
     zygote.send({"ok": True, "event": "hello", "pid": os.getpid(), "isolation": isolation})
     zygote.serve()

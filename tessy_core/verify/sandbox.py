@@ -21,6 +21,7 @@ from tessy_core.verify.errors import SandboxError, SandboxUnavailable, ZygoteFai
 from tessy_core.verify.extract import Language, Program, extract_program
 from tessy_core.verify.results import TestOutcome, Verdict, VerificationResult
 from tessy_core.verify.schema import CallTest, StdioTest, parse_tests
+from tessy_core.verify._zygote import WALL_STRETCH
 from tessy_core.verify.worker import IsolationReport, UidSlot, ZygoteWorker
 
 TestsInput = Iterable[Mapping[str, Any] | StdioTest | CallTest]
@@ -157,7 +158,7 @@ class Sandbox:
         run_limits = self._limits_message(
             limits.time_limit_s, limits.memory_limit_mb, file_mb=self.config.max_file_mb,
             open_files=self.config.max_open_files, processes=self.config.max_processes)
-        timeout_s = run_limits["wall_s"] + _DRAIN_ALLOWANCE_S + self.config.reply_grace_s
+        timeout_s = self._reply_timeout_s(run_limits)
         for index, test in enumerate(tests):
             call = {"fn_name": test.fn_name, "args": test.args} if isinstance(test, CallTest) else None
             stdin = test.input.encode() if isinstance(test, StdioTest) else b""
@@ -186,7 +187,7 @@ class Sandbox:
             self.config.compile_time_limit_s, self.config.compile_memory_mb,
             file_mb=_COMPILE_FILE_MB, open_files=_COMPILE_OPEN_FILES, processes=_COMPILE_PROCESSES)
         argv = [self._cxx, *self.config.cxx_flags, "-o", "prog", "main.cpp"]
-        timeout_s = limits["wall_s"] + _DRAIN_ALLOWANCE_S + self.config.reply_grace_s
+        timeout_s = self._reply_timeout_s(limits)
         raw = self._execute(worker, "compile", argv, program.source.encode(), limits, b"", timeout_s, reload=None)
         if not raw["ready"]:
             raise SandboxError(f"the sandbox could not prepare the compiler: {raw.get('setup_error')}")
@@ -226,6 +227,11 @@ class Sandbox:
             self.restarts += 1
 
     # -- messages and judging -------------------------------------------------------------------
+
+    def _reply_timeout_s(self, limits: dict[str, Any]) -> float:
+        """How long the host waits for an execution: its wall limit stretched as far as the zygote may
+        stretch it (time a starved program waited for a CPU), the drain, and a grace."""
+        return limits["wall_s"] * (1 + WALL_STRETCH) + _DRAIN_ALLOWANCE_S + self.config.reply_grace_s
 
     def _limits_message(self, time_limit_s: float, memory_mb: int, *, file_mb: int, open_files: int,
                         processes: int) -> dict[str, Any]:

@@ -307,6 +307,27 @@ def test_a_cpu_bound_loop_with_io_calls_is_a_time_limit_every_time(cpu_sandbox):
         assert result.tests[0].cpu_s >= FAST_LIMITS.time_limit_s
 
 
+def test_a_starved_program_ends_on_its_cpu_limit_not_on_the_wall_clock(sandbox):
+    # Three busy processes share one CPU with the program: it waits for the CPU most of the time and
+    # reaches 0.5 s of CPU only after the 1.5 s wall limit. That wait is load, not the program's doing.
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    hog = f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nprint(flush=True)\nwhile True:\n    pass\n"
+    # Each in a session of its own, as the program is: the scheduler weighs them one by one (autogroups).
+    hogs = [subprocess.Popen([sys.executable, "-S", "-c", hog], stdout=subprocess.PIPE, start_new_session=True)
+            for _ in range(3)]
+    try:
+        for process in hogs:
+            process.stdout.readline()  # busy on that CPU from now on
+        result = run(sandbox, hog)
+    finally:
+        for process in hogs:
+            process.kill()
+            process.wait()
+    assert result.verdict is Verdict.TIME_LIMIT, result.tests[0]
+    assert result.tests[0].message.startswith("CPU time of the process tree"), result.tests[0].message
+    assert result.tests[0].wall_s > sandbox.config.wall_limit_s(FAST_LIMITS.time_limit_s)
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. Nothing carries over between executions.
 
