@@ -204,6 +204,8 @@ class Sandbox:
             return self._facts(worker.execute(mode, argv, limits, request, stdin, timeout_s))
         except ZygoteFailed:
             self._restart(worker)
+        except OSError as exc:  # the host's own trouble (e.g. out of descriptors): never the program's verdict
+            raise SandboxError(f"the host could not run the execution: {exc}") from exc
         try:
             if reload is not None and not self._compile(worker, reload)["compiled"]:
                 raise SandboxError("the program compiled once but not after its worker was restarted")
