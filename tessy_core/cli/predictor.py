@@ -83,6 +83,29 @@ def evaluate(
     emit(payload, as_json, _metrics_table(str(predictor), None, metrics))
 
 
+@app.command("stops")
+def stops(
+    predictor: Path = typer.Option(..., "--predictor", exists=True, file_okay=False, help="predictor folder"),
+    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="labelled JSONL {text, style_spans}"),
+    role: str = typer.Option(..., "--role", help="teacher or student: whose handovers the stops end"),
+    min_precision: float = typer.Option(0.9, "--min-precision", min=0.0, max=1.0),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Mine handover stop strings from labelled thinking text into the predictor folder
+    (handover_stops.json; the engine sends them to the servers, docs/engine.md). Trained predictors
+    get theirs from their own training labels; use this for released ones."""
+    from tessy_core.predictors.labels import read_labelled_jsonl
+    from tessy_core.predictors.stops import mine_handover_stops, write_handover_stops
+
+    if role not in ("teacher", "student"):
+        fail(f"--role: teacher or student, got {role!r}", as_json)
+    rows = [(item.text, item.style_spans) for item in read_labelled_jsonl(data)]
+    mined = mine_handover_stops(rows, role, min_precision=min_precision)  # type: ignore[arg-type]
+    path = write_handover_stops(predictor, mined)
+    emit({"path": str(path), **mined}, as_json, human=f"{len(mined['stops'])} stops covering "
+         f"{mined['coverage']:.0%} of {mined['boundaries']} boundaries -> {path}")
+
+
 def _metrics_table(title: str, baseline, metrics) -> Table:
     table = Table("metric", *(["untrained head"] if baseline else []), "value", title=title)
     rows = [
