@@ -54,6 +54,12 @@ def cpu_sandbox():
         yield pool
 
 
+def _skip_if_unavailable(out: dict) -> None:
+    if not out.get("ok") and "sandbox" in out.get("error", "") and (
+            "isolat" in out["error"] or "cgroup" in out["error"] or "root" in out["error"]):
+        pytest.skip(f"sandbox unavailable here: {out['error']}")
+
+
 def call(fn_name, args, expected):
     return {"kind": "call", "fn_name": fn_name, "args": args, "expected": expected}
 
@@ -96,6 +102,7 @@ def test_the_cli_tests_file_is_out_of_reach(tmp_path, open_dir):
         [str(Path(sys.executable).parent / "tessy"), "sandbox", "run", "--code", str(code), "--tests", str(tests),
          "--time-limit", "2", "--json"], capture_output=True, text=True, timeout=120, check=False)
     out = json.loads(completed.stdout)
+    _skip_if_unavailable(out)
     assert out["ok"] and out["verdict"] == "wrong_answer", out
     assert out["tests"][0]["stdout"] == "nothing\n"
 
@@ -507,4 +514,5 @@ def test_the_cli_survives_a_forged_result_of_the_wrong_type(tmp_path):
     tests.write_text(json.dumps([call("f", [], 1)]))
     result = CliRunner().invoke(app, ["sandbox", "run", "--code", str(program), "--tests", str(tests), "--json"])
     out = json.loads(result.stdout)
+    _skip_if_unavailable(out)
     assert (result.exit_code, out["ok"], out["verdict"]) == (0, True, "runtime_error"), out
