@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from flows.build import BLOCKED, COMPLETED_WITH_FAILURES, final_state
 from flows.dashboard import run_name, run_tags, shard_message, shard_state
 from tessy_core.builder import report
@@ -140,3 +142,60 @@ def test_server_side_counters_add_up_over_replicas_and_shards():
                                   "requests": 12, "prompt_tokens": 120, "completion_tokens": 12, "errors": 2,
                                   "failovers": 2}}
     assert server_usage([ShardSummary(shard_id="s", samples=1, skipped=False)]) == {}  # in-process models
+
+
+@pytest.mark.slow
+def test_a_build_over_http_reports_server_side_cost_retries_and_logs_them(tmp_path, ending_models):
+    """Against a real HTTP server (the fake OpenAI one) that fails every 4th request: the servers'
+    own counters (requests, tokens, errors, failovers) reach the result, the report's cost table
+    and each shard's log, with the endpoints and the served model."""
+    import logging
+
+    from flows.dashboard import ShardLog
+    from tessy_core.builder import pipeline
+    from tessy_core.builder.progress import listening
+    from tests.builder.helpers import LENIENT_VALIDATION, seed_catalog
+    from tests.reliability.fake_openai import FakeOpenAIServer
+    from tests.reliability.helpers import http_config
+
+    server = FakeOpenAIServer(fault=lambda call: "500" if call.number % 4 == 0 else None).start()
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("tessy.test.shard-log")
+    logger.addHandler(Keep())
+    logger.setLevel(logging.INFO)
+    try:
+        seed_catalog(tmp_path, 4)
+        config = http_config(tmp_path, ending_models, [server.base_url], shard_size=2, validation=LENIENT_VALIDATION,
+                             verification={"enabled": False})
+        prepared = pipeline.prepare_build(config)
+        shards = []
+        for shard in prepared.plan.shards:
+            with listening(ShardLog(logger, prepared.build_id, shard.shard_id)):
+                shards.append(pipeline.generate_shard(config, prepared.build_id, shard.shard_id))
+        result = pipeline.finish_build(config, prepared, shards)
+    finally:
+        server.stop()
+
+    assert result.status == "published"
+    for role in ("teacher", "student"):
+        counters = result.servers[role]
+        assert counters["endpoints"] == [server.base_url] and counters["model_id"]
+        assert counters["requests"] >= result.usage[role]["requests"] > 0
+        assert counters["completion_tokens"] > 0
+    # The fake server's streamed chunks carry completion tokens only; its plain answers carry both.
+    assert result.servers["student"]["prompt_tokens"] > 0
+    assert sum(result.servers[r]["errors"] for r in ("teacher", "student")) == server.faults_served["500"] > 0
+    assert sum(result.servers[r]["failovers"] for r in ("teacher", "student")) > 0
+    costs = {row["model"]: row for row in report.cost_rows(result)}
+    published = result.counts["published"]
+    assert costs["teacher"]["server prompt tokens"] == f"{result.servers['teacher']['prompt_tokens'] / published:,.1f}"
+
+    lines = [record.getMessage() for record in records]
+    assert any("samples to generate" in m and f"http: {server.base_url}" in m for m in lines), lines
+    assert any(f"teacher server {server.base_url}" in m and "failovers" in m for m in lines), lines
+    assert any(m.startswith("shard-00001 finished in") for m in lines), lines
