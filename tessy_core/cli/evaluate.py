@@ -127,6 +127,8 @@ def toyworld(
     repeats: Annotated[int, typer.Option("--repeats", min=1)] = 3,
     steps: Annotated[int, typer.Option("--steps", min=1, help="fine-tuning steps per version")] = 64,
     work: Annotated[Path, typer.Option("--work", help="catalog, versions, students of the experiment")] = Path("var/toyworld-sft"),
+    predictors: Annotated[str, typer.Option("--predictors", help="learned (the world's) or lexicon (its exact style "
+                                            "phrases; needs only the world's LMs)")] = "learned",
     as_json: JsonOption = False,
 ) -> None:
     """The paper's experiment in miniature: student_only / teacher_only / tessy data, student fine-tuned on each."""
@@ -134,7 +136,7 @@ def toyworld(
 
     defaults = ExperimentConfig()
     config = ExperimentConfig(
-        train_prompts=prompts, eval_problems=problems, repeats=repeats, work_dir=str(work),
+        train_prompts=prompts, eval_problems=problems, repeats=repeats, work_dir=str(work), predictors=predictors,
         training=defaults.training.model_copy(update={"max_steps": steps}),
     )
     report = run_experiment(config, progress=None if as_json else (

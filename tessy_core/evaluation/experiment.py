@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,6 +44,11 @@ class ExperimentConfig(_Strict):
     sampling: EvalSamplingConfig = EvalSamplingConfig(max_new_tokens=448, batch_size=20)
     work_dir: str = "./var/toyworld-sft"
     sandbox_workers: int = Field(2, ge=1)
+    predictors: Literal["learned", "lexicon"] = Field(
+        "learned",
+        description="tessy mode's boundary predictors: the world's learned ones, or lexicons of the world's exact "
+        "style phrases (needs only the world's two LMs, for a world whose predictors are still training)",
+    )
 
 
 class ExperimentRow(BaseModel):
@@ -117,6 +122,14 @@ def _build_version(world, mode: Mode, config: ExperimentConfig, work: Path, say:
         catalog_path=str(work / "catalog.duckdb"),
         work_dir=str(work / "builds"),
     )
+    if config.predictors == "lexicon":
+        from tessy_core.config import PredictorConfig
+        from tessy_core.toyworld.styles import STYLES
+
+        phrases = sorted({phrase for style in STYLES.values() for phrase in style.phrases})
+        lexicon = PredictorConfig(kind="lexicon", phrases=phrases)
+        build = build.model_copy(update={"generation": build.generation.model_copy(
+            update={"teacher_predictor": lexicon, "student_predictor": lexicon})})
     started = time.perf_counter()
     say("build", f"{dataset}: generating {config.train_prompts} samples in {mode.value} mode")
     prepared = pipeline.prepare_build(build)
@@ -133,12 +146,19 @@ def run_experiment(config: ExperimentConfig | None = None, progress: ProgressFn 
     from tessy_core.catalog import Catalog, ingest
     from tessy_core.evaluation.pipeline import evaluate_version
     from tessy_core.publish import LineageConfig
-    from tessy_core.toyworld.build import build_world
+    from tessy_core.toyworld.build import ROLES, World, WorldConfig, build_world, default_world_root
 
     config = config or ExperimentConfig()
     say = progress or (lambda stage, message: None)
     started = time.perf_counter()
-    world = build_world(progress=lambda stage, message: say("world", message))
+    if config.predictors == "learned":
+        world = build_world(progress=lambda stage, message: say("world", message))
+    else:
+        world = World(default_world_root(WorldConfig()))
+        missing = [role for role in ROLES if not (world.model_dir(role) / "training_metrics.json").exists()]
+        if missing or not world.eval_problems_path.exists():
+            raise RuntimeError(f"the world at {world.root} has no trained {', '.join(missing) or 'problems'} yet; "
+                               "run tessy toyworld build")
     work = Path(config.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     catalog = Catalog(work / "catalog.duckdb")
