@@ -436,7 +436,9 @@ class ProjectionSettings(BaseModel):
     modes: tuple[str, ...] = ("tessy", "teacher_only", "lockstep_standin")
     lockstep_teacher_k: int = 10
     lockstep_student_k: int = 5
-    predictor_step_ms: float = Field(2.0, ge=0, description="virtual time of one batched predictor call (GPU)")
+    predictor_step_ms: float = Field(
+        5.0, ge=0, description="virtual time of one batched incremental predictor call (a 0.6B classifier on a GPU)"
+    )
     prompts_to_project: int = Field(80_000, ge=1)
     teacher: ReplicaModel = TEACHER_GPU
     student: ReplicaModel = STUDENT_GPU
@@ -521,15 +523,20 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
     if predictors:
         cpu = sum(p.stats()["cpu_s"] for p in predictors.values())
         figures["predictor_cpu_s_per_1k_output_tokens"] = round(1000 * cpu / kept, 4) if kept else None
-    # GPU-hours for the projected build: this mode's pace on one teacher + one student replica.
+    # GPU-hours for the projected build at this mode's pace on one teacher + one student replica;
+    # "balanced": the student GPUs counted only for the share of time they are busy (student
+    # replicas shared by several teacher replicas), an approximation.
     gpus = settings.teacher.gpus + settings.student.gpus
     if summary.samples_ok:
         hours = settings.prompts_to_project * virtual_s / summary.samples_ok / 3600
+        student_busy = figures["replicas"]["student"]["busy_share"]
         figures["projected"] = {
             "prompts": settings.prompts_to_project,
             "replica_pair_hours": round(hours, 1),
-            "gpu_hours": round(hours * gpus, 0),
+            "gpu_hours": round(hours * gpus),
+            "gpu_hours_balanced": round(hours * (settings.teacher.gpus + settings.student.gpus * student_busy)),
             "gpus_per_replica_pair": gpus,
+            "output_tokens_per_gpu_s": round(kept / virtual_s / gpus, 1) if virtual_s else None,
         }
     return figures
 

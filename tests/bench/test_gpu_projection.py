@@ -1,0 +1,94 @@
+"""The GPU-regime projection's machinery: the virtual clock, the replica latency model, and a tiny
+end-to-end projection through the real engine and a real (random-weight) learned predictor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+import torch
+
+from tessy_core.bench.gpu_projection import (
+    ProjectionSettings,
+    ReplicaModel,
+    SimulatedReplica,
+    TraceProfile,
+    _Sequence,
+    run_projection,
+    run_virtual,
+)
+
+MODEL = ReplicaModel(name="m", weight_gb_per_gpu=10.0, kv_kib_per_token_per_gpu=100.0, request_overhead_ms=2.0)
+
+
+def test_the_virtual_clock_skips_waiting():
+    async def main() -> float:
+        await asyncio.sleep(3600)
+        return asyncio.get_running_loop().time()
+
+    started = time.perf_counter()
+    assert run_virtual(main()) == pytest.approx(3600)
+    assert time.perf_counter() - started < 5
+
+
+def test_decode_steps_slow_down_with_the_batch_and_stop_strings_end_sequences_at_the_server():
+    assert MODEL.step_s(100_000, 0) > MODEL.step_s(1_000, 0) > MODEL.step_s(0, 0)
+    assert MODEL.step_s(0, 20_000) - MODEL.step_s(0, 0) == pytest.approx(1.0)  # prefill at 20K tokens/s
+
+    async def main():
+        replica = SimulatedReplica(MODEL)
+        short = _Sequence(["a"] * 10, max_tokens=10, stop=(), context=100, prefill=0, stream=False)
+        stopped = _Sequence([" x", " y", " Thus", " z"], max_tokens=50, stop=(" Thus",), context=100, prefill=0, stream=False)
+        long = _Sequence(["b"] * 100, max_tokens=100, stop=(), context=100, prefill=0, stream=False)
+        await asyncio.gather(*(replica.generate(s) for s in (short, stopped, long)))
+        return replica, short, stopped, long
+
+    replica, short, stopped, long = run_virtual(main())
+    assert (short.finish_reason, long.finish_reason) == ("length", "length")
+    assert (stopped.text, stopped.finish_reason, stopped.stop_string, stopped.written) == (" x y", "stop", " Thus", 3)
+    assert replica.generation_tokens == 10 + 3 + 100 and replica.requests == 3
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tiny_models, tmp_path_factory):
+    """A world folder the projection can read: the tiny LMs' tokenizers, random-weight predictors
+    with handover stops, and a small teacher corpus of the small world's kind of text."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from tessy_core.predictors.stops import mine_handover_stops, write_handover_stops
+    from tessy_core.toyworld.corpus import CorpusConfig, build_corpus
+    from tessy_core.toyworld.problems import generate_problems
+
+    root = tmp_path_factory.mktemp("projection_world")
+    traces = build_corpus(generate_problems(30, 0, "train"), "teacher", 60, 0, CorpusConfig(), allow_injection=False)
+    (root / "corpora").mkdir()
+    (root / "corpora" / "teacher.jsonl").write_text("".join(json.dumps(t.to_json()) + "\n" for t in traces))
+    for role in ("teacher", "student"):
+        (root / "models").mkdir(exist_ok=True)
+        (root / "models" / role).symlink_to(tiny_models[role])
+        out = root / "predictors" / role
+        torch.manual_seed(1)
+        model = AutoModelForTokenClassification.from_pretrained(tiny_models[role], num_labels=2)
+        model.save_pretrained(out)
+        AutoTokenizer.from_pretrained(tiny_models[role]).save_pretrained(out)
+        write_handover_stops(out, mine_handover_stops([(t.thinking, t.style_spans) for t in traces], role, min_precision=0.5))
+    return root
+
+
+def test_a_projection_runs_the_real_engine_on_the_latency_model(tiny_world):
+    settings = ProjectionSettings(
+        samples=3, concurrency=3, modes=("tessy", "teacher_only", "lockstep_standin"),
+        profile=TraceProfile(thinking_tokens_mean=200, thinking_tokens_sigma=0.0, answer_tokens_min=40, answer_tokens_max=60),
+    )
+    result = run_projection(tiny_world, settings)
+    for mode, figures in result["modes"].items():
+        assert figures["samples_ok"] == 3, (mode, figures["failure_reasons"])
+        assert figures["virtual_s"] > 0 and figures["projected"]["gpu_hours"] > 0
+        # The engine's own count of tokens decoded is the model servers' (whole requests, no streams).
+        for role, replica in figures["replicas"].items():
+            assert replica["generation_tokens"] == figures["models"][role]["tokens_generated"], (mode, role)
+    assert result["modes"]["teacher_only"]["replicas"]["student"]["requests"] == 0
+    assert result["modes"]["tessy"]["replicas"]["student"]["requests"] > 0
+    assert result["ratios"]["tessy_vs_teacher_only"] > 0 and result["ratios"]["lockstep_vs_tessy"] > 0
