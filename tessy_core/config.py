@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tessy_core.enums import Mode, ModelFamily  # noqa: F401 - part of the config API
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelFamily(str, Enum):
-    """Decides the default thinking markers (see `FAMILY_MARKERS`)."""
-
-    qwen3 = "qwen3"  # also DeepSeek-R1-style <think> ... </think>
-    harmony = "harmony"  # GPT-OSS: analysis channel, then the final channel
 
 
 class ThinkingMarkers(_Strict):
@@ -192,16 +186,6 @@ class PredictorConfig(_Strict):
         if self.kind == "lexicon" and not self.phrases:
             raise ValueError("a lexicon predictor needs `phrases`")
         return self
-
-
-class Mode(str, Enum):
-    """Who writes the thinking and who writes the final answer."""
-
-    tessy = "tessy"  # interleaved thinking, student answer
-    teacher_only = "teacher_only"
-    student_only = "student_only"
-    teacher_think = "teacher_think"  # teacher thinking, student answer
-    teacher_answer = "teacher_answer"  # student thinking, teacher answer
 
 
 class EngineConfig(_Strict):

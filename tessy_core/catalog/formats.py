@@ -10,22 +10,12 @@ import ast
 import json
 import re
 from collections.abc import Callable, Mapping
-from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
 
 from tessy_core.catalog.schema import TESTS_ADAPTER, CallTest, PromptRecord, StdioTest, TestCase
-
-
-class RowFormat(StrEnum):
-    AUTO = "auto"
-    TESSY = "tessy"
-    APPS = "apps"  # APPS and TACO
-    CODECONTESTS = "codecontests"
-    OPEN_R1 = "open-r1"
-    LIVECODEBENCH = "livecodebench"
-    PROMPT_ONLY = "prompt-only"
+from tessy_core.enums import RowFormat  # noqa: F401 - part of the formats API
 
 
 class RowRejected(Exception):

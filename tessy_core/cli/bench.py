@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-import yaml
-from pydantic import ValidationError
 
 from tessy_core.cli.output import console, emit, fail
-from tessy_core.config import GenerationConfig, ModelFamily
+from tessy_core.enums import ModelFamily
 
 app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
 
@@ -48,8 +46,11 @@ def decode(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Run tessy, teacher_only and a lock-step fixed-k schedule stand-in on equal prompts; print the figures."""
+    import yaml
+    from pydantic import ValidationError
+
     from tessy_core.bench.decode import DecodeBenchSettings, config_from_paths, requests_for, run_decode_bench
-    from tessy_core.config import Mode, load_yaml_model
+    from tessy_core.config import GenerationConfig, Mode, load_yaml_model
     from tessy_core.engine.jsonl_job import PromptFileReport, read_sample_requests
     from tessy_core.workers import WorkerPool, WorkersConfig, WorkerStartError
     from tessy_core.workers.config import ServerSpec
@@ -185,6 +186,8 @@ def gpu_projection(
 ) -> None:
     """PROJECTION from a latency model of GPU vLLM replicas (not a measurement): the real engine,
     predictors and schedules on a virtual clock; tessy vs teacher_only and vs the lock-step stand-in."""
+    from pydantic import ValidationError
+
     from tessy_core.bench.gpu_projection import ProjectionSettings, TraceProfile, run_projection
     from tessy_core.toyworld.build import WorldConfig, default_world_root
 

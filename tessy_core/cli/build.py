@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from tessy_core.cli.output import emit, fail, progress_bars
+from tessy_core.cli.output import console, emit, fail, progress_bars
 
 
 def build(

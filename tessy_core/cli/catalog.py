@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from tessy_core.catalog.formats import RowFormat
 from tessy_core.cli.output import console, emit, fail
+from tessy_core.enums import RowFormat
 
 if TYPE_CHECKING:
     from tessy_core.catalog import Catalog, IngestReport

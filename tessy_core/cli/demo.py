@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 import typer
-import yaml
 
 from tessy_core.cli.output import console, emit, fail
 
@@ -30,6 +29,8 @@ def demo(
     as_json: bool = typer.Option(False, "--json", help="print the build result as one JSON object"),
 ) -> None:
     """Build a TESSY dataset end to end on the small CPU model world."""
+    import yaml
+
     from tessy_core.builder.config import BuildConfig, OutputConfig
     from tessy_core.catalog import Catalog, PromptFilter, ingest
     from tessy_core.cli.build import _human, run_with_progress

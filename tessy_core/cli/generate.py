@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from tessy_core.cli.output import emit, fail, progress_bars
-from tessy_core.config import GenerationConfig, Mode, load_generation_config
+from tessy_core.enums import Mode
 
 
 def generate(
@@ -22,10 +22,11 @@ def generate(
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
 ) -> None:
     """Generate TESSY (or baseline) samples for a prompt file."""
+    from tessy_core.config import load_generation_config
     from tessy_core.engine.jsonl_job import generate_jsonl
 
     try:
-        generation: GenerationConfig = load_generation_config(config)
+        generation = load_generation_config(config)
     except (ValueError, OSError) as error:
         fail(f"invalid config {config}: {error}", as_json)
         return

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from tessy_core.catalog.formats import RowRejected, map_row
 from tessy_core.cli.output import console, emit, fail
-from tessy_core.verify import ExecutionLimits, Program, Sandbox, SandboxConfig, SandboxError, VerificationResult
-from tessy_core.verify.bench import run_benchmark
+
+if TYPE_CHECKING:
+    from tessy_core.verify import SandboxConfig, VerificationResult
 
 app = typer.Typer(help="Run untrusted programs against tests in the isolated sandbox.", no_args_is_help=True)
 
@@ -22,6 +22,8 @@ ConfigOption = typer.Option(None, "--config", help="Sandbox settings (YAML).", e
 
 
 def _load_config(path: Path | None, workers: int | None = None) -> SandboxConfig:
+    from tessy_core.verify import SandboxConfig
+
     config = SandboxConfig.from_yaml(path) if path is not None else SandboxConfig()
     return config.model_copy(update={"workers": workers}) if workers is not None else config
 
@@ -41,6 +43,8 @@ def _load_tests(path: Path) -> tuple[list[Any], dict[str, Any]]:
             raise ValueError(f"{path}: 'tests' must be a JSON list of tests")
         return data["tests"], data
     if isinstance(data, dict):
+        from tessy_core.catalog.formats import RowRejected, map_row
+
         try:
             prompt = map_row(data, source=str(path))
         except RowRejected as exc:
@@ -71,6 +75,8 @@ def run(
     as_json: bool = JsonFlag,
 ) -> None:
     """Run one program against its tests and print the verdict with per-test details."""
+    from tessy_core.verify import ExecutionLimits, Program, Sandbox, SandboxError
+
     try:
         test_list, prompt = _load_tests(tests)
         limits = ExecutionLimits.from_prompt({
@@ -101,6 +107,9 @@ def bench(
     as_json: bool = JsonFlag,
 ) -> None:
     """Executions per second of the sandbox vs one fresh interpreter per test (same parallelism)."""
+    from tessy_core.verify import SandboxError
+    from tessy_core.verify.bench import run_benchmark
+
     try:
         with console.status("running the sandbox and the baseline..."):
             report = run_benchmark(n, _load_config(config_path, workers))

@@ -14,7 +14,7 @@ import textwrap
 # Libraries that take from a few tenths of a second (duckdb, polars) to many seconds (torch) to import.
 HEAVY = (
     "torch", "transformers", "prefect", "polars", "pandas", "pyarrow", "duckdb", "great_expectations",
-    "numpy", "openlineage", "s3fs", "fsspec", "httpx", "trl", "datasets", "ray",
+    "numpy", "openlineage", "s3fs", "fsspec", "httpx", "trl", "datasets", "ray", "pydantic", "yaml",
 )
 
 
@@ -51,4 +51,4 @@ def test_listing_datasets_loads_only_what_reading_a_manifest_needs(tmp_path):
         from tessy_core.cli import app
         app()
     """)
-    assert set(loaded) <= {"fsspec"}, loaded
+    assert set(loaded) <= {"fsspec", "pydantic", "yaml"}, loaded
