@@ -38,10 +38,13 @@ def joined(texts: Sequence[LabelledText], join: int) -> list[LabelledText]:
     return out
 
 
-async def _read(predictor, item: LabelledText, index: int, incremental: bool) -> tuple[list[int], list[int]]:
-    """(token ids, per-token predicted next kind) of one trace read word by word."""
+async def _read(
+    predictor, item: LabelledText, index: int, incremental: bool, every: int = 1
+) -> tuple[list[int], list[int]]:
+    """(token ids, per-token predicted next kind) of one trace read `every` words at a time."""
     text = item.text
-    ends = [i for i, ch in enumerate(text) if ch == " " and i > 0 and not text[i - 1].isspace()] + [len(text)]
+    ends = [i for i, ch in enumerate(text) if ch == " " and i > 0 and not text[i - 1].isspace()]
+    ends = ends[every - 1 :: every] + [len(text)]
     recorded: list[int] = []
     tokenizer = predictor.tokenizer
     for end in ends:
@@ -94,7 +97,15 @@ def run_predictor_bench(
     join: int = 1,
     device: str = "cpu",
     window_tokens: int | None = None,
+    every: int = 1,
+    threads: int | None = 1,
 ) -> dict:
+    """Both variants over the same texts; `every`: words per call (1: a streamed span's calls; ~8:
+    one call per span, as `span_requests: stops` makes them); `threads`: torch's CPU threads."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
     from tessy_core.predictors.learned import LearnedPredictor
 
     items = joined(texts, join)
@@ -111,7 +122,7 @@ def run_predictor_bench(
 
             async def one(index: int) -> None:
                 async with semaphore:
-                    out[index] = await _read(predictor, items[index], index, variant == "incremental")
+                    out[index] = await _read(predictor, items[index], index, variant == "incremental", every)
 
             await asyncio.gather(*(one(i) for i in range(len(items))))
             return out
@@ -143,6 +154,8 @@ def run_predictor_bench(
         "role": role,
         "window_tokens": predictor.window_tokens,
         "join": join,
+        "words_per_call": every,
+        "torch_threads": threads,
         "concurrency": concurrency,
         "variants": figures,
         "cpu_ratio_full_vs_incremental": round(full["predictor_cpu_s_per_1k_tokens"] / inc["predictor_cpu_s_per_1k_tokens"], 2)

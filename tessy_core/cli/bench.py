@@ -141,6 +141,8 @@ def predictor_bench(
     limit: int = typer.Option(300, "--limit", min=1, help="held-out texts to read"),
     join: int = typer.Option(1, "--join", min=1, help="glue N texts into one (traces longer than the window)"),
     concurrency: int = typer.Option(32, "--concurrency", min=1, help="traces read at once"),
+    every: int = typer.Option(1, "--words-per-call", min=1, help="1: a streamed span's calls; ~8: one call per span"),
+    threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads (both variants)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """A learned predictor reading traces word by word: full-window vs incremental CPU and boundary F1."""
@@ -161,7 +163,9 @@ def predictor_bench(
     else:
         fail("give --predictor and --data together, or neither (a world's own)", as_json)
         return
-    result = run_predictor_bench(folder, texts[: limit * join], role, concurrency=concurrency, join=join)
+    result = run_predictor_bench(
+        folder, texts[: limit * join], role, concurrency=concurrency, join=join, every=every, threads=threads
+    )
     human = "\n".join(
         f"{name:<12} {v['predictor_cpu_s_per_1k_tokens']} predictor CPU s / 1K tokens, {v['tokens_through_the_model']} "
         f"tokens through the model, boundary F1 {v['boundary_f1']}"
