@@ -44,6 +44,8 @@ class ExperimentConfig(_Strict):
     sampling: EvalSamplingConfig = EvalSamplingConfig(max_new_tokens=448, batch_size=20)
     work_dir: str = "./var/toyworld-sft"
     sandbox_workers: int = Field(2, ge=1)
+    modes: list[Mode] = Field(default_factory=lambda: list(EXPERIMENT_MODES), min_length=1,
+                              description="which versions to build and evaluate")
     predictors: Literal["learned", "lexicon"] = Field(
         "learned",
         description="tessy mode's boundary predictors: the world's learned ones, or lexicons of the world's exact "
@@ -101,6 +103,8 @@ def _build_version(world, mode: Mode, config: ExperimentConfig, work: Path, say:
     from tessy_core.quality.expectations import ValidationPolicy
 
     dataset = f"toyworld-sft-{mode.value.replace('_', '-')}"
+    if mode is Mode.tessy and config.predictors == "lexicon":
+        dataset += "-lexicon"
     base = str(work / "datasets")
     existing = list_versions(base, dataset)
     if existing:
@@ -165,7 +169,7 @@ def run_experiment(config: ExperimentConfig | None = None, progress: ProgressFn 
     ingest(catalog, [world.train_problems_path], source=TRAIN_SOURCE)
     ingest(catalog, [world.eval_problems_path], source=EVAL_SOURCE)
 
-    versions = {mode: _build_version(world, mode, config, work, say) for mode in EXPERIMENT_MODES}
+    versions = {mode: _build_version(world, mode, config, work, say) for mode in config.modes}
     evaluation = EvaluationConfig(
         problems=ProblemsConfig(selection={"sources": [EVAL_SOURCE]}, limit=config.eval_problems),
         training=config.training,
