@@ -45,6 +45,9 @@ SAMPLE_PROBLEM = (
 PROMPT_MARGIN_TOKENS = 512
 # A predictor this large on a CPU cannot keep up with GPU servers (it reads every streamed word).
 CPU_PREDICTOR_PARAMS_WARN = 100_000_000
+# vLLM accepts at most this many stop strings per request unless the server sets
+# VLLM_MAX_STOP_STRINGS (0.32: 4); more is an HTTP 400 for every span request.
+VLLM_DEFAULT_MAX_STOP_STRINGS = 4
 
 _MARKER_TOKEN = re.compile(r"<\|[^<>|]+\|>|</?[A-Za-z_]+>")
 
@@ -265,6 +268,7 @@ class Preflight:
         except Exception as error:  # noqa: BLE001
             self._add(subject, "load", ERROR, f"cannot load {config.path}: {type(error).__name__}: {error}")
             return
+        self._stop_strings(subject, predictor)
         model = predictor.model
         params = sum(p.numel() for p in model.parameters())
         positions = getattr(model.config, "max_position_embeddings", None)
@@ -288,6 +292,19 @@ class Preflight:
         else:
             self._add(subject, "load", OK, f"{predictor.identity}, window {predictor.window_tokens} tokens "
                       f"({window_source}), {params / 1e6:.1f}M parameters on {predictor.device}", **data)
+
+    def _stop_strings(self, subject: str, predictor) -> None:
+        """Span requests carry the model's end-of-thinking markers and the predictor's handover stops."""
+        handover = tuple(getattr(predictor, "handover_stops", ()) or ())
+        if not handover or self.config.engine.span_requests == "fixed":
+            return
+        model = self.config.teacher if subject.startswith("teacher") else self.config.student
+        stops = tuple(dict.fromkeys((*model.thinking_markers.think_end, *handover)))
+        if len(stops) > VLLM_DEFAULT_MAX_STOP_STRINGS:
+            self._add(subject, "stop strings", WARN,
+                      f"span requests will carry {len(stops)} stop strings ({len(handover)} handover stops from the "
+                      f"predictor folder): vLLM refuses more than {VLLM_DEFAULT_MAX_STOP_STRINGS} (HTTP 400) unless "
+                      f"its servers set VLLM_MAX_STOP_STRINGS>={len(stops)}", stop_strings=len(stops))
 
     # --- budgets --------------------------------------------------------------------------------
 

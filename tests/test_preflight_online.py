@@ -36,7 +36,9 @@ def served_world(tmp_path_factory):
     ports = free_ports(2)
     servers = [
         ServerSpec(name=f"toyworld-{role}", model_path=str(world.model_dir(role)), port=port, venv=venv,
-                   max_model_len=2048 if role == "teacher" else STUDENT_SERVER_CONTEXT)
+                   max_model_len=2048 if role == "teacher" else STUDENT_SERVER_CONTEXT,
+                   # The world's predictors carry handover stop strings: more than vLLM's default 4.
+                   env={"VLLM_MAX_STOP_STRINGS": "64"})
         for role, port in zip(ROLES, ports)
     ]
     config = WorkersConfig(servers=servers, state_dir=tmp_path_factory.mktemp("workers"), startup_timeout_s=900)
@@ -79,6 +81,8 @@ def test_the_small_world_is_ready_online_with_a_sample_in_each_mode(served_world
     assert set(samples) == {"mode tessy", "mode teacher_only"}
     assert all(c["status"] == "ok" for c in samples.values()), samples
     assert samples["mode tessy"]["data"]["spans"] >= 2  # both models wrote
+    # Offline it cannot know the servers' limit: it warns about the stop strings it will send.
+    assert any(c["name"] == "stop strings" and c["status"] == "warn" for c in report["checks"])
 
 
 def test_budgets_that_fit_the_folder_but_not_the_server_are_rejected_online_only(served_world, tmp_path):
