@@ -157,3 +157,18 @@ def test_tessy_build_runs_the_offline_preflight_first_and_refuses_with_every_rea
     assert "teacher template" in reply["error"] and "student budgets" in reply["error"]
     assert "--skip-preflight" in reply["error"]
     assert [c["name"] for c in reply["preflight"]["checks"] if c["status"] == "error"] == ["template", "budgets"]
+
+
+def test_more_stop_strings_than_vllm_accepts_by_default_are_flagged(tmp_path, folders):
+    import shutil
+
+    with_stops = tmp_path / "predictor-with-stops"
+    shutil.copytree(folders["predictor"], with_stops)
+    (with_stops / "handover_stops.json").write_text(json.dumps({"role": "teacher", "stops": [" Thus", " Now", " Check:", " So"]}))
+    learned = {"kind": "learned", "path": str(with_stops), "device": "cpu"}
+    code, report = _run(_config(tmp_path, folders, teacher_predictor=learned))
+    check = _by_check(report)[("teacher_predictor", "stop strings")]
+    assert code == 0 and check["status"] == "warn" and check["data"]["stop_strings"] == 6  # <|end|>, <|channel|>final
+    assert "VLLM_MAX_STOP_STRINGS>=6" in check["detail"]
+    code, report = _run(_config(tmp_path, folders, teacher_predictor=learned, engine={"span_requests": "fixed"}))
+    assert ("teacher_predictor", "stop strings") not in _by_check(report)
