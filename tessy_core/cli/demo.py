@@ -54,6 +54,7 @@ def demo(
             shard_size=16,
             generation=world.generation_config(endpoints=endpoints),
             output=OutputConfig(base_uri=str(var_dir / "datasets")),
+            validation=demo_validation(),
             lineage=LineageConfig(directory=str(var_dir / "lineage")),
             catalog_path=str(catalog_path),
             work_dir=str(var_dir / "builds"),
@@ -71,6 +72,20 @@ def demo(
          as_json, human=_human(result))
     if result.status == "blocked":
         raise typer.Exit(2)
+
+
+def demo_validation():
+    """The default policy with the style gate on: the data must read like the small world's student.
+
+    Measured on the demo's 120 problems (transformers backend): student NLL 0.124, TF-IDF similarity
+    to the student's own answers 0.849, style-token rate 0.335; the gate took 34 s of a 374 s run on
+    a busy 2-core machine. The thresholds leave room for sampling noise (docs/validation.md)."""
+    from tessy_core.quality.expectations import ValidationPolicy
+    from tessy_core.quality.style import StyleGate
+
+    return ValidationPolicy(style=StyleGate(
+        max_mean_student_nll=0.25, min_tfidf_similarity=0.6, min_style_token_rate=0.2, reference_prompts=16,
+    ))
 
 
 @contextmanager
