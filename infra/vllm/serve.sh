@@ -69,6 +69,8 @@ if [ "$print_only" = 1 ]; then
   exit 0
 fi
 export VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
+# Span requests send the end-of-thinking markers and the predictors' handover stops (vLLM allows 4 by default).
+export VLLM_MAX_STOP_STRINGS="${VLLM_MAX_STOP_STRINGS:-64}"
 # A mounted model folder needs no hub access (and nodes often have none).
 if [ -d "$MODEL" ]; then export HF_HUB_OFFLINE=1; fi
 exec "${cmd[@]}"

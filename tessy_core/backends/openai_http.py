@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
@@ -25,6 +26,8 @@ T = TypeVar("T")
 # A dead host must be noticed quickly even when the read timeout is generous.
 _CONNECT_TIMEOUT_S = 5.0
 _PROBE_TIMEOUT_S = 5.0
+# vLLM's refusal of a request with more stop strings than it allows ("at most 4 items").
+_STOP_LIMIT = re.compile(r"at most (\d+) items?")
 # Status codes that mean "try again later" without the server being broken.
 _TRANSIENT_STATUS = frozenset({408, 429})
 
@@ -84,6 +87,8 @@ class OpenAIHTTPBackend:
         self._replicas = ReplicaSet(
             endpoints, probe=self._probe, probe_cooldown_s=probe_cooldown_s, rng=self._rng
         )
+        # The most stop strings the servers accept, once one has refused more (None: not known).
+        self._max_stop_strings: int | None = None
 
     @classmethod
     def from_config(cls, model: ModelConfig) -> "OpenAIHTTPBackend":
@@ -138,8 +143,29 @@ class OpenAIHTTPBackend:
         stop: Sequence[str] = (),
         affinity_key: str | None = None,
     ) -> Completion:
+        stop = self._within_stop_limit(stop)
         body = self._completion_body(prompt, max_tokens, sampling, stop)
+        try:
+            return await self._request(body, affinity_key, lambda payload: _parse_completion(payload, max_tokens))
+        except BackendError as error:
+            if not self._learn_stop_limit(str(error), len(stop)):
+                raise
+        # The server takes fewer stop strings (vLLM: 4 unless VLLM_MAX_STOP_STRINGS says more): the
+        # first ones (end-of-thinking markers, then the most frequent handover stops) go.
+        body = self._completion_body(prompt, max_tokens, sampling, self._within_stop_limit(stop))
         return await self._request(body, affinity_key, lambda payload: _parse_completion(payload, max_tokens))
+
+    def _within_stop_limit(self, stop: Sequence[str]) -> list[str]:
+        stop = list(stop)
+        return stop if self._max_stop_strings is None else stop[: self._max_stop_strings]
+
+    def _learn_stop_limit(self, message: str, sent: int) -> bool:
+        """Whether `message` is a server refusing `sent` stop strings; remembers its limit."""
+        match = _STOP_LIMIT.search(message)
+        if "stop" not in message or match is None or int(match.group(1)) >= sent:
+            return False
+        self._max_stop_strings = int(match.group(1))
+        return True
 
     async def complete_watched(
         self,
@@ -151,7 +177,7 @@ class OpenAIHTTPBackend:
         stop: Sequence[str] = (),
         affinity_key: str | None = None,
     ) -> Completion:
-        body = self._completion_body(prompt, max_tokens, sampling, stop)
+        body = self._completion_body(prompt, max_tokens, sampling, self._within_stop_limit(stop))
         body["stream"] = True
         # Token counts with every chunk: a stream closed early still reports what it cost.
         body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}

@@ -79,7 +79,9 @@ class ServerSpec(_Strict):
 
     def environment(self) -> dict[str, str]:
         """Variables set for the server on top of the launching process's environment."""
-        env = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+        # vLLM takes at most 4 stop strings per request unless told otherwise; span requests send the
+        # end-of-thinking markers and the predictors' handover stops (docs/engine.md).
+        env = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "VLLM_MAX_STOP_STRINGS": "64"}
         if Path(self.model_path).is_dir():
             env["HF_HUB_OFFLINE"] = "1"
         if self.flavor == "cpu":

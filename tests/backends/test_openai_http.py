@@ -388,3 +388,24 @@ async def test_a_server_that_accepts_but_never_answers_times_out_and_is_reported
         writer.close()
     server.close()
     await server.wait_closed()
+
+
+async def test_a_server_that_takes_fewer_stop_strings_gets_the_first_ones_and_is_remembered():
+    """vLLM refuses more than VLLM_MAX_STOP_STRINGS (default 4) stop strings with a 400."""
+
+    def limited(request: httpx.Request) -> httpx.Response:
+        stop = json.loads(request.content)["stop"]
+        if len(stop) > 4:
+            return httpx.Response(400, json={"error": {"message": (
+                "2 validation errors: {'type': 'too_long', 'loc': 'body.stop', "
+                f"'msg': 'List should have at most 4 items after validation, not {len(stop)}'}}")}})
+        return completion_reply("a", tokens=1, finish="stop", stop_reason=stop[-1])
+
+    backend, seen = make_backend({"replica-a": limited})
+    stops = ["</think>", " Thus", " Now", " Check:", " Note:", " Next,"]
+    result = await complete(backend, stop=stops)
+    assert result.stop_string == " Check:"
+    assert [len(json.loads(r.content)["stop"]) for r in seen] == [6, 4]
+    await complete(backend, stop=stops)  # the limit is known now: one request
+    assert [len(json.loads(r.content)["stop"]) for r in seen] == [6, 4, 4]
+    await backend.aclose()
