@@ -12,8 +12,11 @@ if [ -n "$links_dir" ] && [ -d "$links_dir" ] && ls "$links_dir"/torch-*+cpu-*.w
   echo "torch==2.13.0+cpu" > .venv/constraints.txt
   args+=(--find-links "$links_dir" -c .venv/constraints.txt)
 fi
-stamp=.venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-$extras
+stamp=.venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-$extras-pyc
 if [ ! -f "$stamp" ]; then
   uv pip install -q --python .venv/bin/python "${args[@]}" -e ".[$extras]"
+  # Bytecode for every installed module, written once: where PYTHONDONTWRITEBYTECODE is set (as on
+  # these machines) Python would otherwise compile torch, transformers, pandas... at every start.
+  .venv/bin/python -m compileall -q -j 0 .venv/lib/python3.*/site-packages >/dev/null 2>&1 || true
   touch "$stamp"
 fi

@@ -9,7 +9,16 @@ flavor="${2:-cpu}"
 vllm_version="${VLLM_VERSION:-0.32.0}"
 command -v uv >/dev/null || python3 -m pip install -q uv
 
+# Bytecode written once, so servers do not recompile vLLM and torch at every start where
+# PYTHONDONTWRITEBYTECODE is set.
+compile_bytecode() {
+  [ -f "$venv/.bytecode-compiled" ] && return 0
+  "$venv/bin/python" -m compileall -q -j 0 "$venv"/lib/python3.*/site-packages >/dev/null 2>&1 || true
+  touch "$venv/.bytecode-compiled"
+}
+
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import vllm" 2>/dev/null; then
+  compile_bytecode
   echo "vllm already installed in $venv"; exit 0
 fi
 uv venv -q --python 3.11 "$venv"
@@ -29,4 +38,5 @@ if [ "$flavor" = cpu ]; then
 else
   uv pip install -q --python "$venv/bin/python" "vllm==$vllm_version"
 fi
+compile_bytecode
 "$venv/bin/python" -c "import vllm; print('vllm', vllm.__version__)"
