@@ -45,6 +45,7 @@ from typing import Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from tessy_core.backends.base import Completion, SamplingParams, TextWatcher, TokenScores
+from tessy_core.predictors.incremental import common_prefix_length
 
 # -- the virtual clock ----------------------------------------------------------------------------
 
@@ -183,7 +184,7 @@ class SimulatedReplica:
         self._prefix[key] = prompt
         if not previous:
             return 0
-        same = len(previous) if prompt.startswith(previous) else _common_prefix(previous, prompt)
+        same = len(previous) if prompt.startswith(previous) else common_prefix_length(previous, prompt)
         new_tokens = count(prompt[same:]) + 16  # the last block is computed again
         return max(0, prompt_tokens - new_tokens)
 
@@ -273,17 +274,6 @@ async def _notify(sequence: _Sequence, delay_s: float) -> None:
     if await sequence.watch(sequence.text):
         sequence.closed = True
         sequence.finish_reason = "closed"
-
-
-def _common_prefix(a: str, b: str) -> int:
-    low, high = 0, min(len(a), len(b))
-    while low < high:
-        middle = (low + high + 1) // 2
-        if a[:middle] == b[:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
 
 
 # -- what the simulated models write ----------------------------------------------------------------

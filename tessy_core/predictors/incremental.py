@@ -121,7 +121,7 @@ class IncrementalReader:
     def plan(self, stream: _Stream, text: str, need_from: int) -> Step:
         """What to read so that every token of `text` from character `need_from` on has a prediction."""
         old = stream.text
-        same = len(old) if text.startswith(old) else _common_prefix(old, text)
+        same = len(old) if text.startswith(old) else common_prefix_length(old, text)
         keep = _kept_tokens(stream, text, same)
         restart = stream.ends[keep - 1] if keep else _fresh_start(text, need_from, self.window)
         encoded = self._encode(text[restart:])
@@ -315,7 +315,7 @@ def _trim_lists(stream: _Stream, limit: int) -> None:
         stream.dropped += excess
 
 
-def _common_prefix(a: str, b: str) -> int:
+def common_prefix_length(a: str, b: str) -> int:
     """Length of the longest common prefix of two strings (binary search over C-level compares)."""
     low, high = 0, min(len(a), len(b))
     while low < high:
