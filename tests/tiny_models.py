@@ -6,6 +6,8 @@ The trained small model world (tessy_core.toyworld) is what proves quality.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 STUDENT_TEMPLATE = (
@@ -115,3 +117,21 @@ def _boost_end_tokens(model, end_ids: list[int], target: float) -> None:
             middle = (low + high) / 2
             low, high = (middle, high) if end_mass(middle) < target else (low, middle)
         model.lm_head.weight[end_ids, 0] = (low + high) / 2
+
+
+def built_once(path: Path, *, role: str, seed: int, end_probability: float | None = None) -> Path:
+    """`build_tiny_model` at a fixed path, written once per machine and atomically.
+
+    A model's path is part of the generation config, so of every sample id and seed: models at a
+    fixed place make a test's draws the same in every session (a fresh temp path each session made
+    each run a new draw, and a test that needs, say, a trace of two spans failed now and then)."""
+    if (path / "config.json").exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    build_tiny_model(staging, role=role, seed=seed, end_probability=end_probability)
+    try:
+        staging.rename(path)  # atomic: a concurrent session sees a whole model folder or none
+    except OSError:  # another session got there first; its folder is the same model
+        shutil.rmtree(staging, ignore_errors=True)
+    return path

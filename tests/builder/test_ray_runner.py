@@ -23,7 +23,6 @@ from tessy_core.publish import scan
 from tessy_core.workers.process import free_ports
 
 from tests.builder.helpers import build_config_dict, seed_catalog
-from tests.flows.conftest import prefect_harness  # noqa: F401 - fixture reused here
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.builder.conftest import ending_models  # noqa: F401 - fixture reused here
-from tests.flows.conftest import prefect_harness  # noqa: F401 - fixture reused here
 
 # Held-out problems: the reference solution of each passes its hidden tests, a wrong one does not.
 EVAL_PROBLEMS = [
@@ -39,7 +37,7 @@ def evaluation_config_dict(root: Path, **overrides) -> dict:
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory, ending_models):  # noqa: F811 - the fixture imported above
+def published(tmp_path_factory, ending_models):
     """`tiny@v1` built by the real build pipeline from 4 prompts (source `unit`), plus 3 held-out
     problems (source `eval`) in the same catalog."""
     from tessy_core.builder import pipeline

@@ -3,5 +3,4 @@ serve the HTTP backend), moto S3, a Prefect API for `tessy build` subprocesses."
 
 from __future__ import annotations
 
-from tests.builder.conftest import ending_models, moto_s3, s3_base  # noqa: F401 - fixtures reused here
-from tests.flows.conftest import prefect_harness  # noqa: F401 - fixture reused here
+from tests.builder.conftest import moto_s3, s3_base  # noqa: F401 - fixtures reused here
