@@ -1,5 +1,8 @@
 """Versioned datasets: publish a build's splits as immutable `NAME/vN` versions (Hugging Face
-Parquet layout + manifest), read and export them, and report builds as OpenLineage events."""
+Parquet layout + manifest), read and export them, and report builds as OpenLineage events.
+
+A build talks to its published datasets through `store.version_store(config.output)` (a
+`VersionStore`); `Publisher` and the reader functions are the Hugging Face Parquet format's parts."""
 
 from tessy_core.lazy import lazy_exports
 
@@ -38,6 +41,10 @@ _EXPORTS = {
     "verify": "reader",
     "DEFAULT_BASE": "naming",
     "StorageConfig": "storage",
+    "HfParquetStore": "store",
+    "VersionStore": "store",
+    "register_store": "store",
+    "version_store": "store",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

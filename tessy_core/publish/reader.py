@@ -32,12 +32,12 @@ def read_manifest(
     base: str, name: str, version: int | None = None, *, storage: StorageConfig | None = None
 ) -> Manifest:
     """The manifest of `name@v<version>`, or of the latest version when `version` is None."""
-    return _read_manifest(Storage(base, storage), DatasetRef(check_dataset_name(name), version))
+    return manifest_of(Storage(base, storage), DatasetRef(check_dataset_name(name), version))
 
 
 def resolve(base: str, ref: str | DatasetRef, *, storage: StorageConfig | None = None) -> Manifest:
     """The manifest `NAME` (latest) or `NAME@vN` points to."""
-    return _read_manifest(Storage(base, storage), _as_ref(ref))
+    return manifest_of(Storage(base, storage), _as_ref(ref))
 
 
 def scan(
@@ -45,7 +45,7 @@ def scan(
 ) -> pl.LazyFrame:
     """A lazy view of one split; nested columns keep their types."""
     store = Storage(base, storage)
-    manifest = _read_manifest(store, _as_ref(ref))
+    manifest = manifest_of(store, _as_ref(ref))
     entry = manifest.splits.get(split)
     if entry is None:
         raise DatasetNotFoundError(
@@ -60,7 +60,7 @@ def scan(
 def verify(base: str, ref: str | DatasetRef, *, storage: StorageConfig | None = None) -> Manifest:
     """Recompute every file's sha256 and size; raises `ChecksumMismatchError` on the first difference."""
     store = Storage(base, storage)
-    manifest = _read_manifest(store, _as_ref(ref))
+    manifest = manifest_of(store, _as_ref(ref))
     for file in manifest.files:
         relative = version_path(manifest.name, manifest.version, file.path)
         digest, size = _sha256_of(store, relative)
@@ -71,7 +71,8 @@ def verify(base: str, ref: str | DatasetRef, *, storage: StorageConfig | None = 
     return manifest
 
 
-def _read_manifest(store: Storage, ref: DatasetRef) -> Manifest:
+def manifest_of(store: Storage, ref: DatasetRef) -> Manifest:
+    """The manifest `ref` points to in `store` (its latest version when `ref` names none)."""
     version = ref.version if ref.version is not None else _latest_version(store, ref.name)
     try:
         raw = store.read_bytes(version_path(ref.name, version, MANIFEST_FILE))
