@@ -210,6 +210,11 @@ class EngineConfig(_Strict):
     stream_max_tokens: int = Field(
         512, ge=1, description="stops/stream: the most tokens one span request may write"
     )
+    # tessy mode, when the teacher ends the thinking (docs/engine.md). "close": the thinking closes at
+    # once with the student's marker (the paper's rule); "student_closes": the student writes one more
+    # span, its own closing words, and ends the thinking itself (or is cut at its first capability
+    # token, where the engine closes it), so the closing style is the student's too.
+    after_teacher_ends: Literal["close", "student_closes"] = "close"
 
 
 class GenerationConfig(_Strict):

@@ -244,9 +244,11 @@ class CooperativeDecoder:
 
             if state.steps % self.engine.repetition_check_every == 0 or ended_by is SpanEnd.end_of_thinking:
                 self._check_repetition(thinking)
-            if ended_by is SpanEnd.end_of_thinking:
+            if ended_by is SpanEnd.end_of_thinking and not self._student_closes(participant.role):
                 break
-            if ended_by is SpanEnd.boundary:
+            if ended_by is SpanEnd.boundary and self._closing(state, participant.role):
+                break  # the student's closing words ended at its first capability token
+            if ended_by is not None:
                 state.active = participant.role.other
             if checkpoint is not None and state.steps % self.engine.checkpoint_every == 0:
                 await checkpoint(state)
@@ -256,6 +258,22 @@ class CooperativeDecoder:
         yield
         outcome["answer"] = await self._answer(request, state, thinking, answer_role)
         outcome["thinking"], outcome["answer_role"] = thinking, answer_role
+
+    def _student_closes(self, role: Role) -> bool:
+        """Whether the teacher's end of thinking, just appended, hands the student its closing span."""
+        return (
+            self.engine.after_teacher_ends == "student_closes"
+            and role is Role.teacher
+            and len(MODE_PLAN[self.mode][0]) > 1
+        )
+
+    @staticmethod
+    def _closing(state: SampleCheckpoint, role: Role) -> bool:
+        """Whether `role`'s span is the student's closing span: it follows the teacher's end of
+        thinking (read from the spans, so a resumed sample knows it too)."""
+        return role is Role.student and any(
+            span.role is Role.teacher and span.ended_by is SpanEnd.end_of_thinking for span in state.spans
+        )
 
     def _span_cap(self, participant: Participant) -> int:
         """The most tokens one interleaved span request may ask for."""

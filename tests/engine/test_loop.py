@@ -67,6 +67,47 @@ async def test_interleaves_cuts_at_boundaries_and_student_answers():
     assert result.teacher_token_share == pytest.approx(7 / 11)
 
 
+async def test_student_closes_after_the_teachers_end_of_thinking():
+    decoder = _decoder(
+        teacher_replies=[(" we read n numbers.<|end|>", "stop"), FINAL_HEADER],
+        student_replies=[
+            ("Okay, so the sum", "length"),  # cut at " the" (capability)
+            (" Hmm, so</think>", "stop"),  # its closing words (all style); it ends the thinking itself
+            ("```python\nprint(1)\n```", "stop"),  # the final answer
+        ],
+        after_teacher_ends="student_closes",
+    )
+    result = await decoder.generate(REQUEST)
+
+    assert result.ok, result.failure_reason
+    assert [(s.role, s.text, s.ended_by) for s in result.spans] == [
+        (Role.student, "Okay, so", SpanEnd.boundary),
+        (Role.teacher, " we read n numbers.", SpanEnd.end_of_thinking),
+        (Role.student, " Hmm, so", SpanEnd.end_of_thinking),
+    ]
+    assert result.assistant == "<think>\nOkay, so we read n numbers. Hmm, so\n</think>\n\n```python\nprint(1)\n```"
+    assert result.usage[Role.student].requests == 3
+
+
+async def test_the_students_closing_span_ends_at_its_first_capability_token():
+    decoder = _decoder(
+        teacher_replies=[(" we read n numbers.<|end|>", "stop"), FINAL_HEADER],
+        student_replies=[
+            ("Okay, so the sum", "length"),
+            (" Hmm, so the loop adds", "length"),  # cut at " the": the engine closes the thinking there
+            ("```python\nprint(1)\n```", "stop"),
+        ],
+        after_teacher_ends="student_closes",
+    )
+    result = await decoder.generate(REQUEST)
+
+    assert result.ok, result.failure_reason
+    assert result.thinking == "Okay, so we read n numbers. Hmm, so"
+    assert result.spans[-1].role is Role.student and result.spans[-1].ended_by is SpanEnd.boundary
+    # The teacher was not asked again: its span, then the check that its next message is the final one.
+    assert len(decoder.participants[Role.teacher].backend.prompts) == 2
+
+
 async def test_each_model_sees_its_own_template_and_the_shared_trace():
     decoder = _decoder(
         teacher_replies=[(" we add. Thus", "length"), (" done<|end|>", "stop"), FINAL_HEADER],
