@@ -1,33 +1,75 @@
-"""Inference backends behind one small interface (`Backend`)."""
+"""Inference backends behind one small interface (`Backend`), chosen by kind (`ModelConfig.backend`).
+
+A new backend is one module with a class implementing `Backend` (and, where it can, the optional
+`StreamingBackend` / `ServedContextBackend` capabilities) plus one entry in `BACKENDS`. Entries
+import their module when first used, so naming a backend costs nothing until one is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tessy_core.backends.base import (
     Backend,
     BackendError,
     Completion,
     SamplingParams,
+    ServedContextBackend,
     StreamingBackend,
     TextWatcher,
     TokenScores,
 )
 
+if TYPE_CHECKING:
+    from tessy_core.config import ModelConfig
+
 __all__ = [
+    "BACKENDS",
     "Backend",
     "BackendError",
     "Completion",
     "SamplingParams",
+    "ServedContextBackend",
     "StreamingBackend",
     "TextWatcher",
     "TokenScores",
     "build_backend",
+    "register_backend",
 ]
 
+BackendFactory = Callable[["ModelConfig"], Backend]
 
-def build_backend(model) -> Backend:
+
+def _vllm_http(model: ModelConfig) -> Backend:
+    from tessy_core.backends.vllm_http import VllmHttpBackend
+
+    return VllmHttpBackend.from_config(model)
+
+
+def _transformers(model: ModelConfig) -> Backend:
+    from tessy_core.backends.transformers_local import TransformersBackend
+
+    return TransformersBackend(model.path, name=model.name, device=model.device, revision=model.revision)
+
+
+# kind -> factory from a ModelConfig. `http` is vLLM's HTTP dialect (see `vllm_http`).
+BACKENDS: dict[str, BackendFactory] = {
+    "http": _vllm_http,
+    "transformers": _transformers,
+}
+
+
+def register_backend(kind: str, factory: BackendFactory) -> None:
+    if kind in BACKENDS:
+        raise ValueError(f"a backend of kind {kind!r} is already registered")
+    BACKENDS[kind] = factory
+
+
+def build_backend(model: ModelConfig) -> Backend:
     """The backend a `ModelConfig` asks for."""
-    if model.backend == "transformers":
-        from tessy_core.backends.transformers_local import TransformersBackend
-
-        return TransformersBackend(model.path, name=model.name, device=model.device, revision=model.revision)
-    from tessy_core.backends.openai_http import OpenAIHTTPBackend
-
-    return OpenAIHTTPBackend.from_config(model)
+    try:
+        factory = BACKENDS[model.backend]
+    except KeyError:
+        raise ValueError(f"unknown backend {model.backend!r}; known: {', '.join(sorted(BACKENDS))}") from None
+    return factory(model)

@@ -114,3 +114,13 @@ class StreamingBackend(Backend, Protocol):
         """Like `complete`, but `watch(text_so_far)` is awaited as the text grows; when it returns
         True the request is closed and the text it was shown comes back with finish_reason "closed"."""
         ...
+
+
+@runtime_checkable
+class ServedContextBackend(Backend, Protocol):
+    """A backend whose servers may enforce a shorter context than the model folder declares
+    (vLLM's --max-model-len), and can say so."""
+
+    async def served_context_tokens(self) -> int | None:
+        """The smallest context length the servers accept for this model; None when unknown."""
+        ...

@@ -1,4 +1,11 @@
-"""A `Backend` over OpenAI-compatible `/v1/completions` servers (vLLM), with replicas and failover.
+"""A `Backend` over vLLM's OpenAI-compatible `/v1/completions` servers, with replicas and failover.
+
+The requests speak vLLM's dialect of the OpenAI API, not the bare API: sampling and detokenization
+fields OpenAI does not have (`top_k`, `add_special_tokens`, `skip_special_tokens`,
+`spaces_between_special_tokens`), continuous usage stats on streams (token counts of a stream that
+is closed early), scoring as a zero-token completion of token ids with `echo` and `logprobs`, the
+served context read from `/models` (`max_model_len`), and vLLM's refusal text for too many stop
+strings. Another server family is another backend module, registered in `tessy_core.backends`.
 
 Prompts are sent as text and continued verbatim (no special tokens added, none skipped in the
 output: thinking markers of some families are special tokens). Token counting and the token ids
@@ -54,8 +61,8 @@ class _BrokenAfterPartialReply(Exception):
         self.usage = usage
 
 
-class OpenAIHTTPBackend:
-    """Serves one model from one or more OpenAI-compatible completion servers."""
+class VllmHttpBackend:
+    """Serves one model from one or more vLLM completion servers (config `backend: http`)."""
 
     def __init__(
         self,
@@ -91,7 +98,7 @@ class OpenAIHTTPBackend:
         self._max_stop_strings: int | None = None
 
     @classmethod
-    def from_config(cls, model: ModelConfig) -> "OpenAIHTTPBackend":
+    def from_config(cls, model: ModelConfig) -> "VllmHttpBackend":
         return cls(
             model.endpoints,
             served_model_name=model.served_model_name or model.name,

@@ -7,8 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
 
-from tessy_core.backends import build_backend
-from tessy_core.backends.openai_http import OpenAIHTTPBackend
+from tessy_core.backends import ServedContextBackend, build_backend
 from tessy_core.chat import chat_format_for, load_tokenizer
 from tessy_core.config import GenerationConfig, Mode, ModelConfig, PredictorConfig
 from tessy_core.engine.loop import MODE_PLAN, CooperativeDecoder, Participant
@@ -21,7 +20,7 @@ async def _participant(
 ) -> Participant:
     backend = build_backend(model)
     limits = [context_tokens(model)]
-    if isinstance(backend, OpenAIHTTPBackend):
+    if isinstance(backend, ServedContextBackend):
         limits.append(await backend.served_context_tokens())
     known = [limit for limit in limits if limit is not None]
     return Participant(

@@ -1,6 +1,6 @@
-"""Request/response mapping and failover of `OpenAIHTTPBackend` against an in-process fake transport.
+"""Request/response mapping and failover of `VllmHttpBackend` against an in-process fake transport.
 
-The real-server proof is `test_openai_http_vllm.py`; this file pins the narrow logic.
+The real-server proof is `tests/workers/test_vllm_servers.py`; this file pins the narrow logic.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tessy_core.backends import BackendError, SamplingParams
-from tessy_core.backends.openai_http import OpenAIHTTPBackend
+from tessy_core.backends.vllm_http import VllmHttpBackend
 from tessy_core.backends.replicas import RetryPolicy
 
 A, B = "http://replica-a:8000/v1", "http://replica-b:8000/v1"
@@ -52,7 +52,7 @@ def make_backend(handlers: dict[str, Handler], *, send_seed=True, retry=FAST_RET
         seen.append(request)
         return handlers[request.url.host](request)
 
-    backend = OpenAIHTTPBackend(
+    backend = VllmHttpBackend(
         [f"http://{host}:8000/v1" for host in handlers],
         served_model_name="student",
         tokenizer=CharTokenizer(),
@@ -368,7 +368,7 @@ async def test_a_server_that_accepts_but_never_answers_times_out_and_is_reported
 
     server = await asyncio.start_server(hang, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    backend = OpenAIHTTPBackend(
+    backend = VllmHttpBackend(
         [f"http://127.0.0.1:{port}/v1"], served_model_name="m", tokenizer=CharTokenizer(), model_id="m",
         request_timeout_s=0.3, retry=RetryPolicy(max_retries=1, backoff_base_s=0.001, outage_wait_s=0),
     )
