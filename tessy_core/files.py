@@ -1,7 +1,9 @@
-"""Small file helpers shared by the library's local state (build workspaces, the model world cache)."""
+"""Small file helpers shared by the library's local state (build workspaces, the model world cache,
+`tessy generate` outputs)."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -26,3 +28,19 @@ def write_atomic(path: Path, data: str, durable: bool = True, mode: int | None =
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk must not keep the half-written copy
         raise
+
+
+def resume_jsonl(path: Path) -> list[dict]:
+    """The records of an append-only JSONL file, before appending more (empty when it does not exist).
+
+    Writers append one whole line per record, so a crash mid-write can only leave a torn last line
+    (no newline): it is cut off here, so the next append starts on a fresh line and the record it
+    held is simply produced again."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        os.truncate(path, len(data))
+    return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+

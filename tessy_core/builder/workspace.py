@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tessy_core.catalog.schema import PromptRecord
 from tessy_core.engine.records import SampleCheckpoint
-from tessy_core.files import write_atomic
+from tessy_core.files import resume_jsonl, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +107,7 @@ class BuildWorkspace:
     def finished_records(self, shard_id: str) -> dict[str, dict[str, Any]]:
         """Records already written for a shard, by sample id. A torn last line (crash mid-write)
         is ignored and cut off, so the next append starts clean."""
-        path = self._shard_file(shard_id)
-        if not path.exists():
-            return {}
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            data = data[: data.rfind(b"\n") + 1]
-            path.write_bytes(data)
-        records = {}
-        for line in data.decode().splitlines():
-            record = json.loads(line)
-            records[record["sample_id"]] = record
-        return records
+        return {record["sample_id"]: record for record in resume_jsonl(self._shard_file(shard_id))}
 
     def append_record(self, shard_id: str, record: dict[str, Any]) -> None:
         with self._shard_file(shard_id).open("a") as handle:

@@ -51,7 +51,7 @@ def decode(
 
     from tessy_core.bench.decode import DecodeBenchSettings, config_from_paths, requests_for, run_decode_bench
     from tessy_core.config import GenerationConfig, Mode, load_yaml_model
-    from tessy_core.engine.jsonl_job import PromptFileReport, read_sample_requests
+    from tessy_core.jobs.generate_jsonl import PromptFileReport, read_sample_requests
     from tessy_core.workers import WorkerPool, WorkersConfig, WorkerStartError
     from tessy_core.workers.config import ServerSpec
     from tessy_core.workers.process import free_ports

@@ -23,7 +23,7 @@ def generate(
 ) -> None:
     """Generate TESSY (or baseline) samples for a prompt file."""
     from tessy_core.config import load_generation_config
-    from tessy_core.engine.jsonl_job import generate_jsonl
+    from tessy_core.jobs.generate_jsonl import generate_jsonl
 
     try:
         generation = load_generation_config(config)

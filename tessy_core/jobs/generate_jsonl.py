@@ -7,14 +7,15 @@ rerun with the same output file skips every sample already written.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from tessy_core.config import GenerationConfig, Mode
 from tessy_core.engine.factory import open_decoder
 from tessy_core.engine.records import SampleRequest, SampleResult, sample_id_for
 from tessy_core.engine.runner import RunSummary, run_samples
+from tessy_core.files import resume_jsonl
 
 
 @dataclass
@@ -54,29 +55,6 @@ def read_sample_requests(
     return requests
 
 
-def finished_sample_ids(out_path: Path) -> set[str]:
-    """Sample ids already written to `out_path` (a torn last line from a crash is ignored)."""
-    if not out_path.exists():
-        return set()
-    done = set()
-    with out_path.open() as lines:
-        for line in lines:
-            try:
-                done.add(json.loads(line)["sample_id"])
-            except (json.JSONDecodeError, KeyError):
-                continue
-    return done
-
-
-def _drop_torn_tail(out_path: Path) -> None:
-    """A crash mid-write can leave a partial last line; cut it so appends start on a fresh line."""
-    if not out_path.exists() or out_path.stat().st_size == 0:
-        return
-    data = out_path.read_bytes()
-    if not data.endswith(b"\n"):
-        out_path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
 async def generate_jsonl(
     config: GenerationConfig,
     prompts_path: Path,
@@ -99,10 +77,9 @@ async def generate_jsonl(
         limit=limit,
         report=report,
     )
-    done = finished_sample_ids(out_path)
+    done = {record["sample_id"] for record in resume_jsonl(out_path)}
     todo = [r for r in requests if r.sample_id not in done]
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    _drop_torn_tail(out_path)
     with out_path.open("a") as out:
 
         def write(result: SampleResult) -> None:
@@ -124,9 +101,3 @@ async def generate_jsonl(
         "out": str(out_path),
     }
 
-
-def iter_results(path: Path) -> Iterator[SampleResult]:
-    with path.open() as lines:
-        for line in lines:
-            if line.strip():
-                yield SampleResult.from_record(json.loads(line))

@@ -1,4 +1,4 @@
-"""`tessy generate` end to end on two real (tiny, random) models that differ in everything:
+"""`tessy generate` (the `jobs.generate_jsonl` job) end to end on two real (tiny, random) models that differ in everything:
 tokenizer, vocabulary, chat template and end-of-thinking marker."""
 
 from __future__ import annotations
@@ -65,6 +65,13 @@ def test_every_mode_accounts_for_every_sample(job_files, mode):
     assert again["samples_already_done"] == 6
     assert again["models"]["teacher"]["requests"] == again["models"]["student"]["requests"] == 0
     assert len(out.read_text().splitlines()) == 6
+
+    # A crash mid-write leaves a torn last line: the rerun cuts it and appends after whole lines.
+    with out.open("a") as handle:
+        handle.write('{"sample_id": "tor')
+    torn = json.loads(CliRunner().invoke(app, args).stdout)
+    assert torn["samples_already_done"] == 6
+    assert [json.loads(line)["sample_id"] for line in out.read_text().splitlines()] == [r["sample_id"] for r in records]
 
 
 def test_invalid_config_is_a_clear_error(tmp_path, job_files):
