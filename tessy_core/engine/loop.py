@@ -11,17 +11,31 @@ import hashlib
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from tessy_core.backends.base import Backend, BackendError, Completion, SamplingParams, StreamingBackend
+from tessy_core.backends.base import (
+    Backend,
+    BackendError,
+    Completion,
+    SamplingParams,
+    StreamingBackend,
+)
 from tessy_core.chat import ChatFormat
 from tessy_core.config import EngineConfig, Mode, SamplingConfig
-from tessy_core.engine.guards import PromptTally, extend_to_word_end, first_word_end, has_repetition_loop
+from tessy_core.engine.guards import (
+    PromptTally,
+    extend_to_word_end,
+    first_word_end,
+    has_repetition_loop,
+)
+from tessy_core.engine.modes import ModePlan, Phase, mode_plan, registered
 from tessy_core.engine.records import (
     ModelUsage,
     Role,
     SampleCheckpoint,
+    SampleFailed,
     SampleRequest,
     SampleResult,
     Span,
@@ -31,13 +45,18 @@ from tessy_core.predictors.base import BoundaryPredictor, TokenKind
 
 CheckpointSink = Callable[[SampleCheckpoint], Awaitable[None]]
 
-# Who writes the thinking (in turn order) and who writes the final answer, per mode.
+
+def _compatible_roles(plan: ModePlan) -> tuple[tuple[Role, ...], Role]:
+    # Single-writer modes name their first thinking writer and their last answer writer, so every
+    # model that writes in the mode is in the pair.
+    writers = plan.thinking_roles if plan.interleaved else plan.thinking_roles[:1]
+    return writers, plan.answer_roles[-1]
+
+
+# (thinking writers in turn order, answer writer) per mode, for callers that still read it; the
+# plan itself (`tessy_core.engine.modes.mode_plan`) says more.
 MODE_PLAN: dict[Mode, tuple[tuple[Role, ...], Role]] = {
-    Mode.tessy: ((Role.student, Role.teacher), Role.student),
-    Mode.teacher_only: ((Role.teacher,), Role.teacher),
-    Mode.student_only: ((Role.student,), Role.student),
-    Mode.teacher_think: ((Role.teacher,), Role.student),
-    Mode.teacher_answer: ((Role.student,), Role.teacher),
+    Mode(name): _compatible_roles(plan) for name, plan in registered().items()
 }
 
 # The kind of token that ends a role's span: the teacher hands over at style, the student at capability.
@@ -73,13 +92,63 @@ def _with_handover_stop(completion: Completion, stops: tuple[str, ...]) -> tuple
     return Completion(text, completion.num_tokens, "handover_stop", completion.stop_string), True
 
 
-class SampleFailed(Exception):
-    """An attempt failed. `final`: no other attempt could succeed (the sample ends at once)."""
+@dataclass
+class Draft:
+    """What one pass of a plan wrote: the thinking (its spans, steps and active model in `state`)
+    and the answer."""
 
-    def __init__(self, reason: str, detail: str, *, final: bool = False):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.final = final
+    state: SampleCheckpoint
+    thinking: str = ""
+    answer: str = ""
+
+
+@dataclass
+class _Outcome:
+    thinking: str
+    answer: str
+    answer_role: Role
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Attempt:
+    """One attempt at a sample, as its plan drives it: the passes it may write and how it ends."""
+
+    def __init__(
+        self, decoder: CooperativeDecoder, request: SampleRequest, state: SampleCheckpoint, checkpoint: CheckpointSink | None
+    ):
+        self.decoder = decoder
+        self.request = request
+        self.state = state
+        self._checkpoint = checkpoint
+        self.outcome: _Outcome | None = None
+
+    @property
+    def engine(self) -> EngineConfig:
+        return self.decoder.engine
+
+    def own_draft(self) -> Draft:
+        """The draft written on the sample's own state: checkpointed, and continued on resume."""
+        return Draft(self.state, self.state.thinking)
+
+    def side_draft(self, name: str, phase: Phase) -> Draft:
+        """A draft of its own (a reference, a candidate, a judgement), never checkpointed. Its usage
+        counts for the sample; its requests get their own seeds (its state is named
+        `<sample id>/<name>`); its spans become the sample's only if the plan finishes with it."""
+        state = SampleCheckpoint(f"{self.request.sample_id}/{name}", self.state.attempt, 0, phase.writers[0], [], self.state.usage)
+        return Draft(state)
+
+    def write(self, draft: Draft, phase: Phase, *, problem: str | None = None) -> AsyncIterator[None]:
+        """Write `phase` into `draft`: thinking, then the answer. `problem`: the user message the
+        models see instead of the sample's problem (the sample keeps its own). Yields after each request."""
+        request = self.request if problem is None else replace(self.request, problem=problem)
+        checkpoint = self._checkpoint if draft.state is self.state else None
+        return self.decoder._write(request, draft, phase, checkpoint)
+
+    def finish(self, draft: Draft, answer_role: Role, **details: Any) -> None:
+        """The sample is `draft`'s thinking and answer; `details` go to the record's `mode_details`."""
+        if draft.state is not self.state:
+            self.state.spans = draft.state.spans
+        self.outcome = _Outcome(draft.thinking, draft.answer, answer_role, details)
 
 
 class CooperativeDecoder:
@@ -89,8 +158,8 @@ class CooperativeDecoder:
         self.participants = {Role.teacher: teacher, Role.student: student}
         self.engine = engine
         self.mode = engine.mode
-        writers, _ = MODE_PLAN[self.mode]
-        if len(writers) > 1 and not (teacher.predictor and student.predictor):
+        self.plan = mode_plan(self.mode)
+        if self.plan.interleaved and not (teacher.predictor and student.predictor):
             raise ValueError("interleaved thinking needs a boundary predictor for each model")
         # Lengths (tokens kept) of the spans that ended lately, per model: `stops` sizes requests by them.
         self._span_lengths: dict[Role, deque[int]] = {role: deque(maxlen=512) for role in Role}
@@ -121,31 +190,32 @@ class CooperativeDecoder:
         *,
         resume: SampleCheckpoint | None = None,
         checkpoint: CheckpointSink | None = None,
-    ) -> "SampleRun":
+    ) -> SampleRun:
         """A sample that advances one model request at a time (see `SampleRun`)."""
         return SampleRun(self, request, resume, checkpoint)
 
     async def _run(
-        self, request: SampleRequest, resume: SampleCheckpoint | None, checkpoint: CheckpointSink | None, run: "SampleRun"
+        self, request: SampleRequest, resume: SampleCheckpoint | None, checkpoint: CheckpointSink | None, run: SampleRun
     ) -> AsyncIterator[None]:
         """Yields after every model request; leaves the finished sample in `run.result`."""
         started = time.perf_counter()
-        state = resume or self._fresh_state(request, attempt=1, failures=[], usage=None)
-        too_long = self._prompt_too_long(request)
+        plan = self.plan.for_sample(request, self.engine)
+        state = resume or self._fresh_state(request, plan, attempt=1, failures=[], usage=None)
+        too_long = self._prompt_too_long(request, plan)
         if too_long is not None:
             # Every attempt would fail the same way: no retries, no requests.
             state.attempt_failures.append(too_long)
-            run.result = self._result(request, state, "failed", too_long, "", "", None, started)
+            run.result = self._result(request, plan, state, "failed", too_long, started, _Outcome("", "", plan.answer_role))
             return
         while True:
-            outcome: dict = {}
             final = False
+            attempt = Attempt(self, request, state, checkpoint)
             try:
-                async for _ in self._attempt(request, state, checkpoint, outcome):
+                async for _ in plan.attempt(attempt):
                     yield
-                run.result = self._result(
-                    request, state, "ok", None, outcome["thinking"], outcome["answer"], outcome["answer_role"], started
-                )
+                if attempt.outcome is None:
+                    raise RuntimeError(f"mode {plan.name!r}: an attempt ended without finishing the sample")
+                run.result = self._result(request, plan, state, "ok", None, started, attempt.outcome)
                 return
             except SampleFailed as failure:
                 detail, final = str(failure), failure.final
@@ -153,14 +223,14 @@ class CooperativeDecoder:
                 detail = f"backend_error: {failure}"
             state.attempt_failures.append(detail)
             if final or state.attempt >= self.engine.max_attempts:
-                run.result = self._result(request, state, "failed", detail, state.thinking, "", None, started)
+                run.result = self._result(request, plan, state, "failed", detail, started)
                 return
-            state = self._fresh_state(request, state.attempt + 1, state.attempt_failures, state.usage)
+            state = self._fresh_state(request, plan, state.attempt + 1, state.attempt_failures, state.usage)
 
-    def _prompt_too_long(self, request: SampleRequest) -> str | None:
+    def _prompt_too_long(self, request: SampleRequest, plan: ModePlan) -> str | None:
         """Why the problem cannot fit the context of a model that must read it, if it cannot: its
         prompt plus room for one span (writers) or for the answer must be within the context."""
-        writers, answer_role = MODE_PLAN[self.mode]
+        writers, answer_role = plan.opening.writers, plan.opening.answer_role
         for role in dict.fromkeys((*writers, answer_role)):
             participant = self.participants[role]
             if participant.context_tokens is None:
@@ -174,25 +244,25 @@ class CooperativeDecoder:
                 )
         return None
 
-    def _fresh_state(self, request: SampleRequest, attempt: int, failures: list[str], usage) -> SampleCheckpoint:
-        writers, _ = MODE_PLAN[self.mode]
+    @staticmethod
+    def _fresh_state(request: SampleRequest, plan: ModePlan, attempt: int, failures: list[str], usage) -> SampleCheckpoint:
         return SampleCheckpoint(
             sample_id=request.sample_id,
             attempt=attempt,
             steps=0,
-            active=writers[0],
+            active=plan.opening.writers[0],
             spans=[],
             usage=usage or {role: ModelUsage() for role in Role},
             attempt_failures=failures,
         )
 
-    async def _attempt(
-        self, request: SampleRequest, state: SampleCheckpoint, checkpoint: CheckpointSink | None, outcome: dict
+    async def _write(
+        self, request: SampleRequest, draft: Draft, phase: Phase, checkpoint: CheckpointSink | None
     ) -> AsyncIterator[None]:
-        """One attempt; yields after each request and fills `outcome` (thinking, answer, answer_role)."""
-        writers, answer_role = MODE_PLAN[self.mode]
-        interleaved = len(writers) > 1
-        thinking = state.thinking
+        """One pass (see `Attempt.write`): yields after each request and fills `draft`."""
+        state = draft.state
+        interleaved = phase.interleaved
+        thinking = draft.thinking
         # Each model's prompt length, counted as the trace grows (exactly near the context's end).
         tallies = {role: PromptTally(p.backend.count_tokens) for role, p in self.participants.items()}
         while True:
@@ -202,7 +272,7 @@ class CooperativeDecoder:
             if budget <= 0:
                 raise SampleFailed("thinking_token_cap", f"thinking exceeded {self.engine.max_thinking_tokens} tokens")
             wanted = budget if not interleaved else min(budget, self._span_cap(participant))
-            room, full = self._thinking_room(request, participant.role, thinking, tallies, wanted)
+            room, full = self._thinking_room(request, participant.role, phase.answer_role, thinking, tallies, wanted)
             if room is not None and room <= 0:
                 raise SampleFailed("context_exhausted", full, final=True)
             limit = budget if room is None else min(budget, room)
@@ -224,7 +294,7 @@ class CooperativeDecoder:
                 ended_by = SpanEnd.end_of_thinking
             elif not interleaved and completion.finish_reason == "length":
                 if limit < budget:
-                    _, full = self._thinking_room(request, participant.role, thinking + kept, tallies, 0)
+                    _, full = self._thinking_room(request, participant.role, phase.answer_role, thinking + kept, tallies, 0)
                     raise SampleFailed("context_exhausted", full, final=True)
                 raise SampleFailed("thinking_token_cap", f"thinking exceeded {self.engine.max_thinking_tokens} tokens")
             generated = completion.num_tokens
@@ -244,7 +314,7 @@ class CooperativeDecoder:
 
             if state.steps % self.engine.repetition_check_every == 0 or ended_by is SpanEnd.end_of_thinking:
                 self._check_repetition(thinking)
-            if ended_by is SpanEnd.end_of_thinking and not self._student_closes(participant.role):
+            if ended_by is SpanEnd.end_of_thinking and not self._student_closes(participant.role, phase):
                 break
             if ended_by is SpanEnd.boundary and self._closing(state, participant.role):
                 break  # the student's closing words ended at its first capability token
@@ -255,17 +325,13 @@ class CooperativeDecoder:
             yield
         if not interleaved and state.spans:
             state.spans[-1].ended_by = SpanEnd.single_writer
+        draft.thinking = thinking
         yield
-        outcome["answer"] = await self._answer(request, state, thinking, answer_role)
-        outcome["thinking"], outcome["answer_role"] = thinking, answer_role
+        draft.answer = await self._answer(request, state, thinking, phase.answer_role)
 
-    def _student_closes(self, role: Role) -> bool:
+    def _student_closes(self, role: Role, phase: Phase) -> bool:
         """Whether the teacher's end of thinking, just appended, hands the student its closing span."""
-        return (
-            self.engine.after_teacher_ends == "student_closes"
-            and role is Role.teacher
-            and len(MODE_PLAN[self.mode][0]) > 1
-        )
+        return self.engine.after_teacher_ends == "student_closes" and role is Role.teacher and phase.interleaved
 
     @staticmethod
     def _closing(state: SampleCheckpoint, role: Role) -> bool:
@@ -300,14 +366,19 @@ class CooperativeDecoder:
         return self.engine.max_answer_tokens + participant.backend.count_tokens(participant.chat.markers.answer_open)
 
     def _thinking_room(
-        self, request: SampleRequest, writer: Role, thinking: str, tallies: dict[Role, PromptTally], wanted: int
+        self,
+        request: SampleRequest,
+        writer: Role,
+        answer_role: Role,
+        thinking: str,
+        tallies: dict[Role, PromptTally],
+        wanted: int,
     ) -> tuple[int | None, str]:
         """How many more tokens the trace may grow before a model that must read it runs out of
         context: the writer itself, and the answer writer, who keeps room for the whole answer.
         None when no context is known. The answer writer's room is in its own tokens, which bounds
         another writer's tokens only roughly (the trace is checked again before every request).
         Also says, for a sample that must end, which context is full and why."""
-        _, answer_role = MODE_PLAN[self.mode]
         tightest: tuple[int, str] | None = None
         for role in dict.fromkeys((writer, answer_role)):
             participant = self.participants[role]
@@ -328,8 +399,10 @@ class CooperativeDecoder:
                 )
                 tightest = (
                     room,
-                    f"the {role.value} model's context ({participant.context_tokens} tokens) is full: its prompt "
-                    f"and the thinking so far take {tokens} tokens{kept_free}",
+                    (
+                        f"the {role.value} model's context ({participant.context_tokens} tokens) is full: its prompt "
+                        f"and the thinking so far take {tokens} tokens{kept_free}"
+                    ),
                 )
         return (None, "") if tightest is None else tightest
 
@@ -378,17 +451,17 @@ class CooperativeDecoder:
         the chunk's length: hand over after the whole chunk)."""
         prompt = participant.chat.thinking_prompt(request.problem) + thinking
         think_end = tuple(participant.chat.markers.think_end)
-        common = dict(
-            sampling=self._sampling(participant, request, state),
-            stop=think_end,
-            affinity_key=f"{request.sample_id}/{participant.role.value}",
-        )
+        common = {
+            "sampling": self._sampling(participant, request, state),
+            "stop": think_end,
+            "affinity_key": f"{request.sample_id}/{participant.role.value}",
+        }
         if not interleaved:
             return await participant.backend.complete(prompt, max_tokens=budget, **common), None
         backend = participant.backend
         last = state.spans[-1] if state.spans else None
         continuing = last is not None and last.role is participant.role and last.ended_by is None
-        streams = {role: f"{request.sample_id}/{state.attempt}/{role.value}" for role in Role}
+        streams = {role: f"{state.sample_id}/{state.attempt}/{role.value}" for role in Role}
         cut_kwargs = {"stream": streams[participant.role]}
         mode = self.engine.span_requests
         if mode == "fixed" or (mode == "stream" and not isinstance(backend, StreamingBackend)):
@@ -561,7 +634,7 @@ class CooperativeDecoder:
     def _sampling(self, participant: Participant, request: SampleRequest, state: SampleCheckpoint, salt: str = "") -> SamplingParams:
         seed = None
         if participant.send_seed:
-            key = f"{self.engine.seed}/{request.sample_id}/{state.attempt}/{state.steps}/{salt}"
+            key = f"{self.engine.seed}/{state.sample_id}/{state.attempt}/{state.steps}/{salt}"
             seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
         cfg = participant.sampling
         return SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, seed=seed)
@@ -569,15 +642,20 @@ class CooperativeDecoder:
     def _result(
         self,
         request: SampleRequest,
+        plan: ModePlan,
         state: SampleCheckpoint,
         status: str,
         failure_reason: str | None,
-        thinking: str,
-        answer: str,
-        answer_role: Role | None,
         started: float,
+        outcome: _Outcome | None = None,
     ) -> SampleResult:
-        _, planned_answer_role = MODE_PLAN[self.mode]
+        """The sample's record; without an outcome (a failed sample), the thinking it had so far."""
+        if outcome is None:
+            outcome = _Outcome(state.thinking, "", plan.answer_role)
+        thinking, answer = outcome.thinking, outcome.answer
+        details = dict(outcome.details)
+        if plan is not self.plan:
+            details["drawn_mode"] = plan.name
         student_chat = self.participants[Role.student].chat
         return SampleResult(
             sample_id=request.sample_id,
@@ -590,13 +668,14 @@ class CooperativeDecoder:
             thinking=thinking,
             answer=answer,
             assistant=student_chat.assistant_text(thinking, answer) if status == "ok" else "",
-            answer_role=answer_role or planned_answer_role,
+            answer_role=outcome.answer_role,
             spans=state.spans,
             usage=state.usage,
             attempts=state.attempt,
             attempt_failures=state.attempt_failures,
             wall_s=time.perf_counter() - started,
             identities=dict(self.identities),
+            mode_details=details,
         )
 
 

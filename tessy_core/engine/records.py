@@ -12,7 +12,7 @@ class Role(str, Enum):
     student = "student"
 
     @property
-    def other(self) -> "Role":
+    def other(self) -> Role:
         return Role.student if self is Role.teacher else Role.teacher
 
 
@@ -22,6 +22,15 @@ class SpanEnd(str, Enum):
     boundary = "boundary"  # the active model's predictor found the other kind of token
     end_of_thinking = "end_of_thinking"  # the model closed its thinking
     single_writer = "single_writer"  # a one-model mode wrote the whole thinking
+
+
+class SampleFailed(Exception):
+    """An attempt failed. `final`: no other attempt could succeed (the sample ends at once)."""
+
+    def __init__(self, reason: str, detail: str, *, final: bool = False):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.final = final
 
 
 @dataclass
@@ -45,7 +54,7 @@ class ModelUsage:
     tokens_kept: int = 0
     tokens_discarded: int = 0
 
-    def add(self, other: "ModelUsage") -> None:
+    def add(self, other: ModelUsage) -> None:
         self.requests += other.requests
         self.tokens_generated += other.tokens_generated
         self.tokens_kept += other.tokens_kept
@@ -80,7 +89,7 @@ class SampleCheckpoint:
         return _jsonable(asdict(self))
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "SampleCheckpoint":
+    def from_record(cls, record: dict[str, Any]) -> SampleCheckpoint:
         return cls(
             sample_id=record["sample_id"],
             attempt=record["attempt"],
@@ -112,6 +121,9 @@ class SampleResult:
     attempt_failures: list[str]
     wall_s: float
     identities: dict[str, str]  # teacher/student model ids, predictor ids, config hash
+    # What the mode did besides the sample's own text (a reference it rewrote, the candidates and the
+    # choice, the mode a mixture drew), each with the model that wrote it.
+    mode_details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -134,7 +146,7 @@ class SampleResult:
         return record
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "SampleResult":
+    def from_record(cls, record: dict[str, Any]) -> SampleResult:
         fields = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}
         fields["answer_role"] = Role(fields["answer_role"])
         fields["spans"] = [_span_from_record(s) for s in fields["spans"]]
