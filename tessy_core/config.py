@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from tessy_core.enums import Mode, ModelFamily  # noqa: F401 - part of the config API
+from tessy_core.strict import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ThinkingMarkers(_Strict):
+class ThinkingMarkers(Strict):
     """How a model opens and closes its thinking, as text that follows its generation prompt."""
 
     think_open: str
@@ -59,7 +54,7 @@ FAMILY_ASSISTANT_HEADER: dict[ModelFamily, str] = {
 }
 
 
-class TemplateOptions(_Strict):
+class TemplateOptions(Strict):
     """What a model's chat template is rendered with besides the problem. Part of the config
     hash, the manifest and the dataset card: the same options give the same prompt text."""
 
@@ -85,7 +80,7 @@ FAMILY_TEMPLATE_OPTIONS: dict[ModelFamily, TemplateOptions] = {
 }
 
 
-class SamplingConfig(_Strict):
+class SamplingConfig(Strict):
     temperature: float = Field(0.7, ge=0.0)
     top_p: float = Field(0.8, gt=0.0, le=1.0)
     top_k: int = Field(20, ge=-1)
@@ -99,7 +94,7 @@ SERVING_FIELDS = frozenset(
 PREDICTOR_SERVING_FIELDS = frozenset({"device", "max_batch"})
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     """One model (teacher or student) and where it is served."""
 
     name: str
@@ -165,7 +160,7 @@ class ModelConfig(_Strict):
         return self
 
 
-class PredictorConfig(_Strict):
+class PredictorConfig(Strict):
     kind: Literal["learned", "lexicon"]
     path: str | None = Field(None, description="learned: folder of an AutoModelForTokenClassification")
     phrases: list[str] = Field(default_factory=list, description="lexicon: style phrases")
@@ -188,7 +183,7 @@ class PredictorConfig(_Strict):
         return self
 
 
-class EngineConfig(_Strict):
+class EngineConfig(Strict):
     mode: Mode = Mode.tessy
     max_thinking_tokens: int = Field(38_000, ge=16)
     max_answer_tokens: int = Field(4_096, ge=1)
@@ -215,9 +210,15 @@ class EngineConfig(_Strict):
     # span, its own closing words, and ends the thinking itself (or is cut at its first capability
     # token, where the engine closes it), so the closing style is the student's too.
     after_teacher_ends: Literal["close", "student_closes"] = "close"
+    # Baseline modes (docs/engine.md#modes): student_best_of_n samples `best_of_n` student candidates for
+    # the teacher to choose from; mixture writes this share of its samples teacher_only, the rest student_only.
+    best_of_n: int = Field(5, ge=2, description="student_best_of_n: candidates the teacher chooses from")
+    mixture_teacher_share: float = Field(
+        0.5, ge=0.0, le=1.0, description="mixture: the share of samples written teacher_only (by sample id)"
+    )
 
 
-class GenerationConfig(_Strict):
+class GenerationConfig(Strict):
     teacher: ModelConfig
     student: ModelConfig
     teacher_predictor: PredictorConfig | None = None
@@ -235,17 +236,9 @@ class GenerationConfig(_Strict):
 
     def config_hash(self) -> str:
         """Identity of everything that shapes the generated text (not where it is served)."""
-        payload = self.model_dump(
-            mode="json",
-            exclude={
-                "teacher": set(SERVING_FIELDS),
-                "student": set(SERVING_FIELDS),
-                "teacher_predictor": set(PREDICTOR_SERVING_FIELDS),
-                "student_predictor": set(PREDICTOR_SERVING_FIELDS),
-                "engine": {"concurrency", "checkpoint_every"},
-            },
-        )
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        from tessy_core.identity import generation_hash
+
+        return generation_hash(self)
 
 
 def load_yaml_model(cls: type[BaseModel], path: str | Path, section: str | None = None):

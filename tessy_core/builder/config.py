@@ -6,25 +6,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tessy_core.catalog.prompts import PromptFilter
-from tessy_core.config import PREDICTOR_SERVING_FIELDS, SERVING_FIELDS, GenerationConfig
+from tessy_core.config import GenerationConfig
+from tessy_core.identity import config_hash, generation_identity
 from tessy_core.publish import LineageConfig, StorageConfig
 from tessy_core.quality.expectations import ValidationPolicy
+from tessy_core.strict import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class VerificationConfig(_Strict):
+class VerificationConfig(Strict):
     enabled: bool = True
     language: Literal["python", "cpp"] = "python"
     workers: int = Field(2, ge=1, description="sandbox worker processes")
 
 
-class OutputConfig(_Strict):
+class OutputConfig(Strict):
     base_uri: str = "./var/datasets"
     storage: StorageConfig = StorageConfig()
     max_rows_per_file: int = Field(50_000, ge=1)
@@ -36,7 +34,7 @@ class OutputConfig(_Strict):
     )
 
 
-class RunnerConfig(_Strict):
+class RunnerConfig(Strict):
     """Where shards run: local threads (default) or a Ray cluster through prefect-ray."""
 
     kind: Literal["threads", "ray"] = "threads"
@@ -46,9 +44,15 @@ class RunnerConfig(_Strict):
         "cluster is expected to run at once, which sizes the shards (Ray places them on free CPUs)",
     )
     ray_address: str | None = Field(None, description="e.g. 127.0.0.1:6379; None starts a local Ray")
+    shard_retries: int = Field(
+        2, ge=0,
+        description="times the flow retries a shard that raised (a lost worker, a server outage); a retried "
+        "shard keeps the samples it staged and generates only the rest",
+    )
+    shard_retry_delay_s: float = Field(10.0, ge=0, description="wait before a shard's retry")
 
 
-class BuildConfig(_Strict):
+class BuildConfig(Strict):
     dataset: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str = ""
     selection: PromptFilter = PromptFilter()
@@ -90,16 +94,14 @@ class BuildConfig(_Strict):
                 "lineage": True,
                 "output": {"storage", "console_url"},
                 "verification": {"workers"},
-                "generation": {
-                    "teacher": set(SERVING_FIELDS),
-                    "student": set(SERVING_FIELDS),
-                    "teacher_predictor": set(PREDICTOR_SERVING_FIELDS),
-                    "student_predictor": set(PREDICTOR_SERVING_FIELDS),
-                    "engine": {"concurrency", "checkpoint_every"},
-                },
+                "generation": True,
             },
         )
-        return payload
+        return {**payload, "generation": generation_identity(self.generation)}
+
+    def identity_hash(self) -> str:
+        """The build's config hash (`tessy_core.identity.config_hash` of `identity()`)."""
+        return config_hash(self.identity())
 
 
 def load_build_config(path: str | Path) -> BuildConfig:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tessy_core.builder.pipeline import BuildResult
+from tessy_core.builder.results import BuildResult
 
 OUTCOMES = ("published", "rejected", "failed", "pending")
 BAR_WIDTH = 30
@@ -406,7 +406,7 @@ def point_from_figures(label: str, figures: dict[str, Any], counts: dict[str, in
 def trend_points(config, result: BuildResult, limit: int = TREND_VERSIONS) -> list[TrendPoint]:
     """The dataset's last `limit` versions (from the catalog, figures from their manifests), oldest
     first, and this build at the end when it published nothing (so a blocked build shows in the trend)."""
-    from tessy_core.builder.pipeline import open_catalog
+    from tessy_core.builder.prepare import open_catalog
     from tessy_core.catalog import build_accounting, list_dataset_versions
     from tessy_core.publish import read_manifest
     from tessy_core.publish.naming import parse_version_dir

@@ -11,17 +11,21 @@ import hashlib
 import json
 from typing import Any, Awaitable, Callable, Protocol
 
+from tessy_core.builder.workspace import BuildPlan, BuildWorkspace, ShardSpec
 from tessy_core.catalog.schema import PromptRecord
 from tessy_core.config import GenerationConfig
-from tessy_core.builder.workspace import BuildPlan, BuildWorkspace, ShardSpec
 from tessy_core.engine.factory import open_decoder
-from tessy_core.engine.records import SampleCheckpoint, SampleRequest, SampleResult, sample_id_for
+from tessy_core.engine.records import SampleCheckpoint, SampleRequest, SampleResult
 from tessy_core.engine.runner import run_samples
+from tessy_core.identity import sample_id
+from tessy_core.rows import StagedSample
+
 
 class SampleVerifier(Protocol):
     """Checks a generated answer against its prompt's tests; returns a JSON-friendly verdict."""
 
     async def __call__(self, prompt: PromptRecord, answer: str) -> dict[str, Any]: ...
+
 
 def plan_build(
     dataset: str,
@@ -45,10 +49,11 @@ def plan_build(
         samples_per_prompt=samples_per_prompt, shards=shards,
     )
 
+
 def shard_requests(plan: BuildPlan, shard: ShardSpec, prompts: dict[str, PromptRecord], mode: str) -> list[SampleRequest]:
     requests = [
         SampleRequest(
-            sample_id=sample_id_for(pid, index, mode, plan.generation_hash),
+            sample_id=sample_id(pid, index, mode, plan.generation_hash),
             prompt_id=pid,
             problem=prompts[pid].statement,
             sample_index=index,
@@ -79,6 +84,7 @@ def auto_shard_size(samples: int, *, workers: int, concurrency: int, samples_per
     per_shard = -(-samples // (workers * SHARDS_PER_WORKER))
     per_shard = min(max(per_shard, concurrency), 4 * concurrency)
     return max(1, -(-per_shard // samples_per_prompt))
+
 
 def checkpoint_sink(workspace: BuildWorkspace) -> Callable[[SampleCheckpoint], Awaitable[None]]:
     """Saves running samples' checkpoints off the event loop: each is a file written and renamed,
@@ -122,9 +128,10 @@ async def run_shard(
     todo = [r for r in requests if r.sample_id not in staged]
 
     async def stage(result: SampleResult) -> None:
-        record = result.to_record()
+        verification = None
         if result.ok and verifier is not None:
-            record["verification"] = await verifier(prompts[result.prompt_id], result.answer)
+            verification = await verifier(prompts[result.prompt_id], result.answer)
+        record = StagedSample.from_engine(result.to_record(), verification).model_dump(mode="json")
         workspace.append_record(shard.shard_id, record)
         workspace.drop_checkpoint(result.sample_id)
         if on_sample is not None:

@@ -15,7 +15,7 @@ _EXPORTS = {
     "BuildConflict": "builds",
     "BuildStatus": "builds",
     "SampleOutcome": "builds",
-    "SampleResult": "builds",
+    "SampleOutcomeRow": "builds",
     "UnknownBuild": "builds",
     "UnknownPrompts": "builds",
     "build_accounting": "builds",

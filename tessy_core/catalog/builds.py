@@ -7,7 +7,6 @@ is still unaccounted for.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -18,8 +17,15 @@ import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tessy_core.catalog.connection import Catalog, CatalogError, changed_rows, fetch_dicts, first_row
+from tessy_core.catalog.connection import (
+    Catalog,
+    CatalogError,
+    changed_rows,
+    fetch_dicts,
+    first_row,
+)
 from tessy_core.catalog.sql import query
+from tessy_core.identity import config_hash
 
 
 class SampleOutcome(StrEnum):
@@ -48,7 +54,7 @@ class UnknownPrompts(CatalogError):
     pass
 
 
-class SampleResult(BaseModel):
+class SampleOutcomeRow(BaseModel):
     """Where one sample of a build stands. Rejected and failed samples must say why."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -60,7 +66,7 @@ class SampleResult(BaseModel):
     reason: str | None = None
 
     @model_validator(mode="after")
-    def _reason_when_not_kept(self) -> SampleResult:
+    def _reason_when_not_kept(self) -> SampleOutcomeRow:
         if self.outcome in (SampleOutcome.REJECTED, SampleOutcome.FAILED) and not self.reason:
             raise ValueError(f"a {self.outcome.value} sample needs a reason")
         return self
@@ -83,15 +89,6 @@ class BuildAccounting(BaseModel):
     def complete(self) -> bool:
         """True when no sample is left pending."""
         return self.pending == 0
-
-
-def config_hash(config: Mapping[str, Any]) -> str:
-    """sha256 of the config as canonical JSON (sorted keys, no whitespace)."""
-    try:
-        canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"build config must be plain JSON data: {error}") from None
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def record_build_start(catalog: Catalog, build_id: str, dataset_name: str, config: Mapping[str, Any]) -> str:
@@ -159,7 +156,7 @@ _SAMPLES_SCHEMA = pa.schema(
 )
 
 
-def upsert_build_samples(catalog: Catalog, build_id: str, samples: Sequence[SampleResult]) -> int:
+def upsert_build_samples(catalog: Catalog, build_id: str, samples: Sequence[SampleOutcomeRow]) -> int:
     """Record the outcomes of a batch of samples in one transaction; returns how many were written.
 
     A sample listed twice keeps its last outcome. Every prompt_id must be in the catalog.
@@ -201,13 +198,13 @@ def find_resumable_build(catalog: Catalog, dataset_name: str, config: Mapping[st
     return row[0] if row else None
 
 
-def build_samples(catalog: Catalog, build_id: str) -> list[SampleResult]:
+def build_samples(catalog: Catalog, build_id: str) -> list[SampleOutcomeRow]:
     """Every sample of a build with its outcome (and reason), ordered by prompt and index."""
 
-    def run(connection: duckdb.DuckDBPyConnection) -> list[SampleResult]:
+    def run(connection: duckdb.DuckDBPyConnection) -> list[SampleOutcomeRow]:
         _require_build(connection, build_id)
         rows = fetch_dicts(connection.execute(query("select_build_samples"), {"build_id": build_id}))
-        return [SampleResult.model_validate(row) for row in rows]
+        return [SampleOutcomeRow.model_validate(row) for row in rows]
 
     return catalog.read(run)
 

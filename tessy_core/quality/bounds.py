@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from tessy_core.strict import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LengthBounds(_Strict):
+class LengthBounds(Strict):
     """Allowed length of a text column, in characters (tokenizer-independent)."""
 
     min_chars: int = Field(1, ge=0)
@@ -22,7 +20,7 @@ class LengthBounds(_Strict):
         return self
 
 
-class ShareBand(_Strict):
+class ShareBand(Strict):
     """The teacher's share of the kept thinking tokens expected of an interleaved sample."""
 
     low: float = Field(0.5, ge=0.0, le=1.0)

@@ -15,8 +15,10 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field
 
-from tessy_core.quality.bounds import LengthBounds, ShareBand, _Strict
+from tessy_core.quality.bounds import LengthBounds, ShareBand
 from tessy_core.quality.style import StyleGate, StyleReport
+from tessy_core.rows import validated_columns
+from tessy_core.strict import Strict
 
 TRAIN = "train"
 REJECTED = "rejected"
@@ -28,27 +30,13 @@ MISSING_VERDICT = "missing"
 # Each sample's outcome as the catalog will count it: published (train), rejected, failed (generation).
 OUTCOME = "check_outcome"
 
-DEFAULT_REQUIRED_COLUMNS: tuple[str, ...] = (
-    "sample_id",
-    "prompt_id",
-    "mode",
-    "status",
-    "failure_reason",
-    "problem",
-    "thinking",
-    "answer",
-    "assistant",
-    "spans",
-    "messages",
-    "teacher_token_share",
-    "verification",
-    "split",
-)
+# The staged row's validated columns (tessy_core.rows.StagedSample) and the policy's label.
+DEFAULT_REQUIRED_COLUMNS: tuple[str, ...] = (*validated_columns(), "split")
 
 _SUITE_NAME = "tessy_version_samples"
 
 
-class ValidationPolicy(_Strict):
+class ValidationPolicy(Strict):
     """What a version must satisfy, and what happens when it does not."""
 
     required_columns: tuple[str, ...] = DEFAULT_REQUIRED_COLUMNS
@@ -77,7 +65,7 @@ class ValidationPolicy(_Strict):
     style: StyleGate | None = Field(None, description="style-consistency gate (tessy_core.quality.style); None: off")
 
 
-class ExpectationOutcome(_Strict):
+class ExpectationOutcome(Strict):
     """One expectation's verdict, flattened from the GX result for reports and tests."""
 
     check: str
@@ -94,7 +82,7 @@ class ExpectationOutcome(_Strict):
     threshold: str | None = Field(None, description="what the check asks, for people (e.g. '<= 25%')")
 
 
-class SuiteResult(_Strict):
+class SuiteResult(Strict):
     success: bool
     on_failure: Literal["block", "publish_with_warnings"]
     outcomes: list[ExpectationOutcome]

@@ -30,12 +30,13 @@ from pydantic import Field
 from tessy_core.backends.base import Backend
 from tessy_core.chat import ChatFormat
 from tessy_core.predictors.base import BoundaryPredictor, TokenKind
-from tessy_core.quality.bounds import ShareBand, _Strict
+from tessy_core.quality.bounds import ShareBand
+from tessy_core.strict import Strict
 
 Tokenize = Callable[[str], Sequence[int | str]]
 
 
-class StyleGate(_Strict):
+class StyleGate(Strict):
     """Thresholds on the style figures of a version (None: not checked) and how to measure them."""
 
     max_mean_student_nll: float | None = Field(None, gt=0, description="version mean of per-sample student NLL")
@@ -52,7 +53,7 @@ class StyleGate(_Strict):
     on_failure: Literal["block", "publish_with_warnings"] = "block"
 
 
-class SampleStyle(_Strict):
+class SampleStyle(Strict):
     sample_id: str
     prompt_id: str | None = None
     mode: str | None = None
@@ -63,7 +64,7 @@ class SampleStyle(_Strict):
     tfidf_similarity: float | None = None
 
 
-class StyleCheck(_Strict):
+class StyleCheck(Strict):
     check: str
     success: bool
     observed: float | None
@@ -71,7 +72,7 @@ class StyleCheck(_Strict):
     detail: str = ""
 
 
-class StyleReport(_Strict):
+class StyleReport(Strict):
     success: bool
     on_failure: Literal["block", "publish_with_warnings"]
     version: dict[str, float | int | None]

@@ -15,6 +15,7 @@ from tessy_core.builder.workspace import BuildWorkspace
 from tessy_core.catalog import Catalog, build_samples, lineage_events, list_dataset_versions
 from tessy_core.publish import scan
 from tessy_core.quality.expectations import ValidationPolicy
+from tessy_core.quality.policy import split_by_policy
 
 from tests.builder.helpers import LENIENT_VALIDATION, build_config, seed_catalog
 
@@ -134,12 +135,12 @@ def test_label_splits_says_why_each_sample_is_not_published():
             ],
         }
     )
-    labelled = pipeline.label_splits(frame, ValidationPolicy(publish="verified_only"))
+    labelled = split_by_policy(frame, ValidationPolicy(publish="verified_only"))
     assert labelled["split"].to_list() == ["train", "rejected", "rejected", "rejected"]
     assert labelled["rejection_reason"].to_list() == [
         None, "verification: wrong_answer", "generation failed: repetition: loop", "verification: missing",
     ]
-    everything = pipeline.label_splits(frame, ValidationPolicy(publish="all_with_verdicts"))
+    everything = split_by_policy(frame, ValidationPolicy(publish="all_with_verdicts"))
     assert everything["split"].to_list() == ["train", "train", "rejected", "train"]
 
 

@@ -18,7 +18,7 @@ from tessy_core.catalog import (
     PromptFilter,
     RegistryConflict,
     SampleOutcome,
-    SampleResult,
+    SampleOutcomeRow,
     UnknownBuild,
     UnknownPrompts,
     build_accounting,
@@ -95,9 +95,9 @@ def test_exclude_prompts_already_used_by_a_dataset(stocked: Catalog) -> None:
         stocked,
         "b1",
         [
-            SampleResult(sample_id="s-a", prompt_id=a, sample_index=0, outcome=SampleOutcome.PUBLISHED),
-            SampleResult(sample_id="s-b", prompt_id=b, sample_index=0, outcome=SampleOutcome.FAILED, reason="timeout"),
-            SampleResult(sample_id="s-c", prompt_id=c, sample_index=0, outcome=SampleOutcome.PENDING),
+            SampleOutcomeRow(sample_id="s-a", prompt_id=a, sample_index=0, outcome=SampleOutcome.PUBLISHED),
+            SampleOutcomeRow(sample_id="s-b", prompt_id=b, sample_index=0, outcome=SampleOutcome.FAILED, reason="timeout"),
+            SampleOutcomeRow(sample_id="s-c", prompt_id=c, sample_index=0, outcome=SampleOutcome.PENDING),
         ],
     )
     native = PromptFilter(sources=["native"], exclude_dataset="code-sft")
@@ -115,7 +115,7 @@ def test_build_lifecycle_accounts_for_every_sample(stocked: Catalog) -> None:
         record_build_start(stocked, "b1", "code-sft", {"teacher": "t", "k": 20})
 
     planned = [
-        SampleResult(sample_id=f"{p}:{i}", prompt_id=p, sample_index=i, outcome=SampleOutcome.PENDING)
+        SampleOutcomeRow(sample_id=f"{p}:{i}", prompt_id=p, sample_index=i, outcome=SampleOutcome.PENDING)
         for p in (a, b)
         for i in range(2)
     ]
@@ -123,10 +123,10 @@ def test_build_lifecycle_accounts_for_every_sample(stocked: Catalog) -> None:
     assert build_accounting(stocked, "b1") == BuildAccounting(build_id="b1", pending=4)
 
     updates = [
-        SampleResult(sample_id=f"{a}:0", prompt_id=a, sample_index=0, outcome=SampleOutcome.FAILED, reason="oom"),
-        SampleResult(sample_id=f"{a}:0", prompt_id=a, sample_index=0, outcome=SampleOutcome.PUBLISHED),
-        SampleResult(sample_id=f"{a}:1", prompt_id=a, sample_index=1, outcome=SampleOutcome.REJECTED, reason="tests failed"),
-        SampleResult(sample_id=f"{b}:0", prompt_id=b, sample_index=0, outcome=SampleOutcome.FAILED, reason="server died"),
+        SampleOutcomeRow(sample_id=f"{a}:0", prompt_id=a, sample_index=0, outcome=SampleOutcome.FAILED, reason="oom"),
+        SampleOutcomeRow(sample_id=f"{a}:0", prompt_id=a, sample_index=0, outcome=SampleOutcome.PUBLISHED),
+        SampleOutcomeRow(sample_id=f"{a}:1", prompt_id=a, sample_index=1, outcome=SampleOutcome.REJECTED, reason="tests failed"),
+        SampleOutcomeRow(sample_id=f"{b}:0", prompt_id=b, sample_index=0, outcome=SampleOutcome.FAILED, reason="server died"),
     ]
     assert upsert_build_samples(stocked, "b1", updates) == 3  # the last word on a:0 counts
     accounting = build_accounting(stocked, "b1")
@@ -141,7 +141,7 @@ def test_build_lifecycle_accounts_for_every_sample(stocked: Catalog) -> None:
 
 def test_build_sample_errors(stocked: Catalog) -> None:
     a = _id("Easy math A.")
-    sample = SampleResult(sample_id="x", prompt_id=a, sample_index=0, outcome=SampleOutcome.PENDING)
+    sample = SampleOutcomeRow(sample_id="x", prompt_id=a, sample_index=0, outcome=SampleOutcome.PENDING)
     with pytest.raises(UnknownBuild):
         upsert_build_samples(stocked, "nope", [sample])
     record_build_start(stocked, "b1", "ds", {})
@@ -149,7 +149,7 @@ def test_build_sample_errors(stocked: Catalog) -> None:
         upsert_build_samples(stocked, "b1", [sample, sample.model_copy(update={"sample_id": "y", "prompt_id": "f" * 16})])
     assert build_accounting(stocked, "b1").total == 0  # the failed batch wrote nothing
     with pytest.raises(ValidationError, match="needs a reason"):
-        SampleResult(sample_id="z", prompt_id=a, sample_index=0, outcome=SampleOutcome.REJECTED)
+        SampleOutcomeRow(sample_id="z", prompt_id=a, sample_index=0, outcome=SampleOutcome.REJECTED)
     with pytest.raises(ValueError, match="final status"):
         record_build_finish(stocked, "b1", "running")
     with pytest.raises(ValueError, match="plain JSON"):
