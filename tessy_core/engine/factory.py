@@ -10,7 +10,8 @@ from typing import AsyncIterator
 from tessy_core.backends import ServedContextBackend, build_backend
 from tessy_core.chat import chat_format_for, load_tokenizer
 from tessy_core.config import GenerationConfig, Mode, ModelConfig, PredictorConfig
-from tessy_core.engine.loop import MODE_PLAN, CooperativeDecoder, Participant
+from tessy_core.engine.loop import CooperativeDecoder, Participant
+from tessy_core.engine.modes import mode_plan
 from tessy_core.engine.records import Role
 from tessy_core.predictors import build_predictor
 
@@ -55,7 +56,7 @@ async def open_decoder(config: GenerationConfig, mode: Mode | None = None) -> As
     """A ready decoder for `config` (optionally another mode); closes backends on exit."""
     if mode is not None:
         config = config.with_mode(mode)
-    interleaved = len(MODE_PLAN[config.engine.mode][0]) > 1
+    interleaved = mode_plan(config.engine.mode).interleaved
     teacher = await _participant(Role.teacher, config.teacher, config.teacher_predictor, interleaved)
     student = await _participant(Role.student, config.student, config.student_predictor, interleaved)
     try:
