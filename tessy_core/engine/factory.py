@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
 
 from tessy_core.backends import ServedContextBackend, build_backend
 from tessy_core.chat import chat_format_for, load_tokenizer
