@@ -383,7 +383,7 @@ class Preflight:
         """One token after the generation prompt, greedy, with exactly the request settings tessy
         sends: the model opens its thinking, and that token must come back as text."""
         from tessy_core.backends.base import BackendError, SamplingParams
-        from tessy_core.backends.openai_http import OpenAIHTTPBackend
+        from tessy_core.backends.vllm_http import VllmHttpBackend
         from tessy_core.backends.replicas import RetryPolicy
 
         chat, tokenizer = facts.chat, facts.tokenizer
@@ -394,7 +394,7 @@ class Preflight:
         first_id = tokenizer.encode(chat.markers.think_open, add_special_tokens=False)[0]
         expected = tokenizer.decode([first_id], skip_special_tokens=False)
         special = expected in set(tokenizer.all_special_tokens)
-        backend = OpenAIHTTPBackend(
+        backend = VllmHttpBackend(
             [base], served_model_name=model.served_model_name or model.name, tokenizer=tokenizer,
             model_id=model.name, api_key=model.api_key, request_timeout_s=60.0,
             retry=RetryPolicy(max_retries=0, outage_wait_s=0), send_seed=False,

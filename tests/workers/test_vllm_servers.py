@@ -18,7 +18,7 @@ import psutil
 import pytest
 import yaml
 
-from tessy_core.backends.openai_http import OpenAIHTTPBackend
+from tessy_core.backends.vllm_http import VllmHttpBackend
 from tessy_core.backends.transformers_local import TransformersBackend
 from tessy_core.config import Mode, load_generation_config
 from tessy_core.engine import Role, SampleRequest, open_decoder, run_samples
@@ -85,7 +85,7 @@ def test_status_reports_every_server_healthy_with_its_pid(world):
 
 async def test_the_servers_max_model_len_bounds_the_prompts_the_decoder_accepts(world):
     config = load_generation_config(world["gen"])
-    backend = OpenAIHTTPBackend.from_config(config.teacher)
+    backend = VllmHttpBackend.from_config(config.teacher)
     try:
         assert await backend.served_context_tokens() == 1024  # the folder says 2048
     finally:
@@ -96,7 +96,7 @@ async def test_the_servers_max_model_len_bounds_the_prompts_the_decoder_accepts(
 
 async def test_score_matches_the_model_and_count_tokens_is_the_servers_tokenizer(world):
     config = load_generation_config(world["gen"])
-    backend = OpenAIHTTPBackend.from_config(config.student)
+    backend = VllmHttpBackend.from_config(config.student)
     local = TransformersBackend(str(world["student"]))
     prompt, continuation = "<|im_start|>user\nsum<|im_end|>\n<|im_start|>assistant\n<think>\n", "Okay, so we read n numbers."
     try:
