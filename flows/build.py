@@ -1,8 +1,8 @@
 """The `build_dataset` flow: catalog -> shards of generation -> validation -> a published version.
 
-Every step is a function of `tessy_core.builder.pipeline`; this module only decides what runs as a
-Prefect task, maps the shards over the task runner, and ends the run in the state that tells the
-truth about the build (Failed 'Blocked' when nothing was published, 'Completed with failures' past
+Every step is a function of `tessy_core.builder`; this module only decides what runs as a Prefect
+task (preparing, each shard, each whole-version stage of `tessy_core.builder.stages.VERSION_STAGES`),
+maps the shards over the task runner, and ends the run in the state that tells the truth about the build (Failed 'Blocked' when nothing was published, 'Completed with failures' past
 failed checks). `flows/dashboard.py` names and tags the run, writes tessy's progress to the run
 loggers and attaches the artifacts to the flow run (docs/build.md, "In the Prefect UI").
 
@@ -25,11 +25,6 @@ from prefect.futures import wait
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tessy_core.builder import pipeline
-from tessy_core.builder.config import BuildConfig, RunnerConfig, load_build_config
-from tessy_core.builder.pipeline import BuildResult, PreparedBuild, ShardSummary
-from tessy_core.builder.progress import listening
-
 from flows.dashboard import (
     BuildLog,
     ShardLog,
@@ -39,6 +34,16 @@ from flows.dashboard import (
     shard_state,
 )
 from flows.runners import task_runner_for
+from tessy_core.builder import pipeline
+from tessy_core.builder.config import BuildConfig, RunnerConfig, load_build_config
+from tessy_core.builder.progress import listening
+from tessy_core.builder.results import BuildResult, PreparedBuild, ShardSummary
+from tessy_core.builder.stages import (
+    VERSION_STAGES,
+    Version,
+    build_result,
+    start_version,
+)
 
 # The state name of a run or shard that finished but not cleanly (past a failed/rejected share
 # threshold, or published with failed checks): the runs list shows it instead of a plain "Completed".
@@ -54,15 +59,22 @@ def prepare(config: BuildConfig) -> PreparedBuild:
 @task(name="generate-shard", task_run_name="generate-{shard_id}", cache_policy=NO_CACHE)
 def generate_shard(config: BuildConfig, build_id: str, shard_id: str):
     """One shard; its state says its counts (and is 'Completed with failures' past the thresholds),
-    its log what tessy did: samples done and failed with reasons, retries, servers, predictors."""
+    its log what tessy did: samples done and failed with reasons, retries, servers, predictors.
+    Retried on failure (`config.runner.shard_retries`): a retry keeps what the shard staged."""
     with listening(ShardLog(get_run_logger(), build_id, shard_id)):
         summary = pipeline.generate_shard(config, build_id, shard_id)
     return shard_state(summary, config.validation, failed_name=COMPLETED_WITH_FAILURES)
 
 
-@task(name="validate-and-publish", cache_policy=NO_CACHE)
+# One task per whole-version stage, so each has its own state (and duration) in the UI.
+STAGE_TASKS = [task(stage.run, name=stage.name, cache_policy=NO_CACHE) for stage in VERSION_STAGES]
+
+
 def finish(config: BuildConfig, prepared: PreparedBuild, shards: list[ShardSummary]) -> BuildResult:
-    return pipeline.finish_build(config, prepared, shards)
+    version: Version = start_version(config, prepared, shards)
+    for stage_task in STAGE_TASKS:
+        version = stage_task(version)
+    return build_result(version)
 
 
 def artifact_key(dataset: str) -> str:
@@ -103,10 +115,12 @@ def build_dataset(
     with listening(BuildLog(logger)):
         prepared = prepare(config)
         if prepared.plan is None:
-            result = finish(config, prepared, [])
-            return conclude(config, result, logger, planned)
+            return conclude(config, pipeline.empty_result(config), logger, planned)
+        shard_task = generate_shard.with_options(
+            retries=config.runner.shard_retries, retry_delay_seconds=config.runner.shard_retry_delay_s
+        )
         try:
-            futures = generate_shard.map(
+            futures = shard_task.map(
                 config=unmapped(config),
                 build_id=unmapped(prepared.build_id),
                 shard_id=[shard.shard_id for shard in prepared.plan.shards],

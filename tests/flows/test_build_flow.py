@@ -9,6 +9,7 @@ import yaml
 
 from tessy_core.builder.config import RunnerConfig
 from tessy_core.builder.progress import listening
+from tessy_core.builder.stages import VERSION_STAGES
 from tessy_core.builder.workspace import BuildWorkspace
 from tessy_core.catalog import Catalog, build_status
 
@@ -45,6 +46,15 @@ def _task_names(flow_run_id):
     return sorted(run.name for run in runs)
 
 
+def _task_names_in_order(flow_run_id):
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return [run.name for run in sorted(runs, key=lambda run: run.expected_start_time)]
+
+
 def test_flow_maps_shards_publishes_and_reports_artifacts(prefect_harness, tmp_path, ending_models):
     from flows.build import run_build
 
@@ -59,6 +69,9 @@ def test_flow_maps_shards_publishes_and_reports_artifacts(prefect_harness, tmp_p
     flow_run_id = result_state.state_details.flow_run_id
     names = _task_names(flow_run_id)
     assert [n for n in names if n.startswith("generate-")] == ["generate-shard-00000", "generate-shard-00001", "generate-shard-00002"]
+    # Each whole-version stage is a task of its own, in the declared order.
+    stage_runs = [n.rsplit("-", 1)[0] for n in _task_names_in_order(flow_run_id) if not n.startswith(("generate-", "prepare-"))]
+    assert stage_runs == [stage.name for stage in VERSION_STAGES]
     artifacts = {a.key: a for a in _artifacts(flow_run_id)}
     assert set(artifacts) == {
         f"build-tiny-{kind}" for kind in (
@@ -91,7 +104,7 @@ def test_a_failed_flow_marks_the_build_failed_and_a_rerun_continues_it(prefect_h
     from flows.build import run_build
 
     seed_catalog(tmp_path, 5)
-    config = build_config(tmp_path, ending_models, runner={"kind": "threads", "max_workers": 1})
+    config = build_config(tmp_path, ending_models, runner={"kind": "threads", "max_workers": 1, "shard_retries": 0})
 
     def break_second_shard(event):
         if event.kind == "sample" and event.data["shard_id"] == "shard-00001":
@@ -120,6 +133,32 @@ def test_a_failed_flow_marks_the_build_failed_and_a_rerun_continues_it(prefect_h
     assert result.shards["samples_kept_from_earlier_runs"] == len(staged)
     assert sum(result.counts.values()) == 5 and result.counts["pending"] == 0
     assert build_status(catalog, build_id) == "succeeded"
+
+
+def test_a_shard_that_breaks_is_retried_and_keeps_what_it_staged(prefect_harness, tmp_path, ending_models):
+    from flows.build import run_build
+
+    seed_catalog(tmp_path, 5)
+    runner = {"kind": "threads", "max_workers": 1, "shard_retries": 1, "shard_retry_delay_s": 0}
+    config = build_config(tmp_path, ending_models, runner=runner)
+    generated, broke = [], []
+
+    def break_second_shard_once(event):
+        if event.kind == "sample":
+            generated.append(event.data["sample_id"])
+            if event.data["shard_id"] == "shard-00001" and not broke:
+                broke.append(event.data["sample_id"])
+                raise ShardBroke("the machine went away")
+
+    with listening(break_second_shard_once):
+        result_state = run_build(config, return_state=True)
+    assert result_state.is_completed()
+    result = result_state.result()
+    assert result.status == "published" and sum(result.counts.values()) == 5 and result.counts["pending"] == 0
+    # The retry generated only what the broken try had not staged: every sample once.
+    assert len(generated) == len(set(generated)) == 5
+    names = _task_names(result_state.state_details.flow_run_id)
+    assert [n for n in names if n.startswith("generate-")] == ["generate-shard-00000", "generate-shard-00001", "generate-shard-00002"]
 
 
 def test_cli_build_prints_counts_and_version_as_json(prefect_harness, tmp_path, ending_models):
