@@ -14,13 +14,16 @@ class ModelFamily(str, Enum):
 
 
 class Mode(str, Enum):
-    """Who writes the thinking and who writes the final answer."""
+    """The generation modes; each is a plan in `tessy_core.engine.modes` (docs/engine.md#modes)."""
 
     tessy = "tessy"  # interleaved thinking, student answer
     teacher_only = "teacher_only"
     student_only = "student_only"
     teacher_think = "teacher_think"  # teacher thinking, student answer
     teacher_answer = "teacher_answer"  # student thinking, teacher answer
+    teacher_reference_rewrite = "teacher_reference_rewrite"  # teacher reference, student rewrites it
+    student_best_of_n = "student_best_of_n"  # the teacher picks the best of N student samples
+    mixture = "mixture"  # teacher_only or student_only per sample, at engine.mixture_teacher_share
 
 
 class RowFormat(StrEnum):

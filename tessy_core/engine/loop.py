@@ -30,7 +30,7 @@ from tessy_core.engine.guards import (
     first_word_end,
     has_repetition_loop,
 )
-from tessy_core.engine.modes import ModePlan, Phase, mode_plan, registered
+from tessy_core.engine.modes import ModePlan, Phase, mode_plan
 from tessy_core.engine.records import (
     ModelUsage,
     Role,
@@ -55,9 +55,7 @@ def _compatible_roles(plan: ModePlan) -> tuple[tuple[Role, ...], Role]:
 
 # (thinking writers in turn order, answer writer) per mode, for callers that still read it; the
 # plan itself (`tessy_core.engine.modes.mode_plan`) says more.
-MODE_PLAN: dict[Mode, tuple[tuple[Role, ...], Role]] = {
-    Mode(name): _compatible_roles(plan) for name, plan in registered().items()
-}
+MODE_PLAN: dict[Mode, tuple[tuple[Role, ...], Role]] = {mode: _compatible_roles(mode_plan(mode)) for mode in Mode}
 
 # The kind of token that ends a role's span: the teacher hands over at style, the student at capability.
 HANDOVER_KIND = {Role.teacher: TokenKind.STYLE, Role.student: TokenKind.CAPABILITY}

@@ -55,7 +55,10 @@ def test_every_mode_accounts_for_every_sample(job_files, mode):
             assistant = record["messages"][1]["content"]
             assert assistant.startswith("<think>\n") and assistant.count("</think>") == 1
     used = {r["answer_role"] for r in records}
-    assert used == {"teacher" if mode in (Mode.teacher_only, Mode.teacher_answer) else "student"}
+    if mode is Mode.mixture:  # each sample is teacher_only or student_only, drawn by its id
+        assert all(r["answer_role"] == r["mode_details"]["drawn_mode"].removesuffix("_only") for r in records)
+    else:
+        assert used == {"teacher" if mode in (Mode.teacher_only, Mode.teacher_answer) else "student"}
     per_model = summary["models"]
     if mode is Mode.tessy:
         assert per_model["teacher"]["requests"] > 0 and per_model["student"]["requests"] > 0
