@@ -106,11 +106,12 @@ class _ModelFacts:
     server_context: int | None = None
 
 
-def _roles_in_mode(mode: Mode) -> tuple[tuple[str, ...], str]:
-    from tessy_core.engine.loop import MODE_PLAN
+def _roles_in_mode(mode: Mode) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """Who writes thinking and who writes an answer in `mode` (any pass), and whether it interleaves."""
+    from tessy_core.engine.modes import mode_plan
 
-    writers, answer_role = MODE_PLAN[mode]
-    return tuple(r.value for r in writers), answer_role.value
+    plan = mode_plan(mode)
+    return tuple(r.value for r in plan.thinking_roles), tuple(r.value for r in plan.answer_roles), plan.interleaved
 
 
 class Preflight:
@@ -254,9 +255,10 @@ class Preflight:
 
     def _predictor(self, subject: str, config: PredictorConfig | None) -> None:
         if config is None:
-            writers, _ = _roles_in_mode(self.config.engine.mode)
-            if len(writers) > 1:
-                self._add(subject, "load", ERROR, "mode tessy needs a boundary predictor for each model")
+            _, _, interleaved = _roles_in_mode(self.config.engine.mode)
+            if interleaved:
+                self._add(subject, "load", ERROR,
+                          f"mode {self.config.engine.mode.value} needs a boundary predictor for each model")
             return
         if config.kind == "lexicon":
             self._add(subject, "load", OK, f"lexicon of {len(config.phrases)} phrases")
@@ -309,8 +311,8 @@ class Preflight:
     # --- budgets --------------------------------------------------------------------------------
 
     def _budgets(self, role: str, facts: _ModelFacts, online: bool) -> None:
-        writers, answer_role = _roles_in_mode(self.config.engine.mode)
-        if role not in writers and role != answer_role:
+        writers, answer_roles, _ = _roles_in_mode(self.config.engine.mode)
+        if role not in writers and role not in answer_roles:
             return
         if facts.prompt_tokens is None:
             return
@@ -323,8 +325,8 @@ class Preflight:
         source = "server max_model_len" if facts.server_context == context else "model folder"
         engine = self.config.engine
         prompt = facts.prompt_tokens + PROMPT_MARGIN_TOKENS
-        reserve = facts.answer_open_tokens + engine.max_answer_tokens if role == answer_role else 0
-        thinking = engine.max_thinking_tokens if role in writers or role == answer_role else 0
+        reserve = facts.answer_open_tokens + engine.max_answer_tokens if role in answer_roles else 0
+        thinking = engine.max_thinking_tokens if role in writers or role in answer_roles else 0
         needs = prompt + thinking + reserve
         data = {"context": context, "context_from": source, "prompt_tokens": facts.prompt_tokens,
                 "prompt_margin": PROMPT_MARGIN_TOKENS, "max_thinking_tokens": thinking, "answer_reserve": reserve}
