@@ -15,8 +15,10 @@ from pydantic import Field
 
 from tessy_core.strict import Strict
 
-# Field marker: the validation suite's schema check requires the column.
+# Field markers: the validation suite's schema check requires the column; the column is the build's
+# own (kept in the staged rows and the rejected rows), not part of a published version.
 VALIDATED = {"validated": True}
+BUILD_ONLY = {"published": False}
 
 
 class StagedSample(Strict):
@@ -46,11 +48,27 @@ class StagedSample(Strict):
     verification: dict[str, Any] | None = Field(
         None, json_schema_extra=VALIDATED, description="the sandbox's verdict (None: not verified)"
     )
+    # The style-score stage (tessy_core.builder.style_score); None when the style gate is off or the
+    # sample was not scored.
+    student_nll: float | None = Field(
+        None, json_schema_extra=BUILD_ONLY, description="the student's mean per-token NLL of the assistant text"
+    )
+    student_tokens: int | None = Field(None, json_schema_extra=BUILD_ONLY, description="tokens the NLL is over")
+    style_token_rate: float | None = Field(
+        None, json_schema_extra=BUILD_ONLY, description="share of the thinking's tokens the student's predictor calls style"
+    )
+    student_reference: str | None = Field(
+        None, json_schema_extra=BUILD_ONLY,
+        description="the student's own response to the prompt (sampled prompts only), for the TF-IDF similarity",
+    )
 
     @classmethod
-    def from_engine(cls, record: dict[str, Any], verification: dict[str, Any] | None = None) -> StagedSample:
-        """The row of an engine `SampleResult.to_record()` (its fields this row keeps) and its verdict."""
-        return cls.model_validate({**{k: v for k, v in record.items() if k in cls.model_fields}, "verification": verification})
+    def from_engine(cls, record: dict[str, Any], verification: dict[str, Any] | None = None,
+                    style: dict[str, Any] | None = None) -> StagedSample:
+        """The row of an engine `SampleResult.to_record()` (the fields this row keeps), its verdict
+        and its style figures."""
+        kept = {k: v for k, v in record.items() if k in cls.model_fields}
+        return cls.model_validate({**kept, "verification": verification, **(style or {})})
 
 
 def columns() -> tuple[str, ...]:
@@ -63,6 +81,14 @@ def validated_columns() -> tuple[str, ...]:
     return tuple(
         name for name, field in StagedSample.model_fields.items()
         if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("validated")
+    )
+
+
+def unpublished_columns() -> tuple[str, ...]:
+    """The build's own columns, left out of a published version."""
+    return tuple(
+        name for name, field in StagedSample.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("published") is False
     )
 
 

@@ -1,5 +1,6 @@
 """The per-row stages of a build, run shard by shard wherever the runner places them: generate each
-missing sample, verify its answer in the sandbox, stage the row (`tessy_core.rows.StagedSample`).
+missing sample, verify its answer in the sandbox, score its style (when the style gate is on), stage
+the row (`tessy_core.rows.StagedSample`).
 
 A shard needs the models, the work dir and a sandbox, not the catalog. Running it again skips the
 samples it already staged, so a retried or resumed shard only does what is left.
@@ -122,13 +123,15 @@ def _predictor_label(predictor) -> str:
 
 
 async def _run_shard_verified(config, workspace, plan, shard, on_sample) -> dict[str, Any]:
+    style = config.validation.style
     if not config.verification.enabled:
-        return await run_shard(workspace, plan, shard, config.generation, on_sample=on_sample)
+        return await run_shard(workspace, plan, shard, config.generation, style=style, on_sample=on_sample)
     from tessy_core.verify import Sandbox, SandboxConfig
 
     with Sandbox(SandboxConfig(workers=config.verification.workers)) as sandbox:
         verifier = SandboxVerifier(sandbox, config.verification.language)
-        return await run_shard(workspace, plan, shard, config.generation, verifier=verifier, on_sample=on_sample)
+        return await run_shard(workspace, plan, shard, config.generation, verifier=verifier, style=style,
+                               on_sample=on_sample)
 
 
 class SandboxVerifier:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any, Protocol
 
 from tessy_core.builder.workspace import BuildPlan, BuildWorkspace, ShardSpec
 from tessy_core.catalog.schema import PromptRecord
@@ -18,6 +20,7 @@ from tessy_core.engine.factory import open_decoder
 from tessy_core.engine.records import SampleCheckpoint, SampleRequest, SampleResult
 from tessy_core.engine.runner import run_samples
 from tessy_core.identity import sample_id
+from tessy_core.quality.style import StyleGate
 from tessy_core.rows import StagedSample
 
 
@@ -116,28 +119,42 @@ async def run_shard(
     generation: GenerationConfig,
     *,
     verifier: SampleVerifier | None = None,
+    style: StyleGate | None = None,
     on_sample: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Generate and verify every sample of a shard not yet staged; returns the shard's summary."""
+    """Generate, verify and (with a `style` gate) style-score every sample of a shard not yet
+    staged; returns the shard's summary."""
     done = workspace.shard_done(shard.shard_id)
     if done is not None:
         return done
     prompts = workspace.load_prompts()
     staged = workspace.finished_records(shard.shard_id)
-    requests = shard_requests(plan, shard, prompts, generation.engine.mode.value)
+    mode = generation.engine.mode.value
+    requests = shard_requests(plan, shard, prompts, mode)
     todo = [r for r in requests if r.sample_id not in staged]
 
+    scorer = None
+
     async def stage(result: SampleResult) -> None:
+        generated = result.to_record()
         verification = None
         if result.ok and verifier is not None:
             verification = await verifier(prompts[result.prompt_id], result.answer)
-        record = StagedSample.from_engine(result.to_record(), verification).model_dump(mode="json")
+        scores = await scorer(generated) if scorer is not None else None
+        record = StagedSample.from_engine(generated, verification, scores).model_dump(mode="json")
         workspace.append_record(shard.shard_id, record)
         workspace.drop_checkpoint(result.sample_id)
         if on_sample is not None:
             on_sample(record)
 
-    async with open_decoder(generation) as decoder:
+    async with open_decoder(generation) as decoder, AsyncExitStack() as stack:
+        if style is not None and todo:
+            from tessy_core.builder.style_score import open_style_scorer, style_plan
+
+            every_sample = [r.sample_id for s in plan.shards for r in shard_requests(plan, s, prompts, mode)]
+            references, chosen = style_plan(style, plan.prompt_ids, every_sample)
+            scorer = await stack.enter_async_context(
+                open_style_scorer(decoder, generation, style, references, chosen))
         summary = await run_samples(
             decoder,
             todo,

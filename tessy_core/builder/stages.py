@@ -104,7 +104,8 @@ def stage_rows(version: Version) -> Version:
 
 
 def style_gate(version: Version) -> Version:
-    """The style-consistency figures and checks; samples over a per-sample limit move to `rejected`."""
+    """The style-consistency figures and checks over the rows' staged style scores; samples over a
+    per-sample limit move to `rejected`."""
     from tessy_core.quality.policy import split_by_policy
     from tessy_core.quality.style import gate_version_style
 
@@ -114,12 +115,25 @@ def style_gate(version: Version) -> Version:
     build_id = version.plan.build_id
     report("stage", build_id, stage="style gate")
     started = time.perf_counter()
-    style = gate_version_style(version.frame, version.config.generation, policy.style)
+    style = gate_version_style(version.frame, policy.style, student_tokenizer(version))
     report("stage", build_id, stage="style gate done", seconds=round(time.perf_counter() - started, 1),
            samples_scored=style.version.get("samples_scored"), passed=style.success)
     version.style = style
     version.frame = split_by_policy(version.frame, policy, extra_reasons=style.sample_rejections)
     return version
+
+
+def student_tokenizer(version: Version):
+    """text -> the student's token ids, for the TF-IDF similarity (None when no row has a reference)."""
+    import polars as pl
+
+    if version.frame.filter(pl.col("student_reference").is_not_null()).height == 0:
+        return None
+    from tessy_core.chat import load_tokenizer
+
+    model = version.config.generation.student
+    tokenizer = load_tokenizer(model.path, model.revision)
+    return lambda text: tokenizer.encode(text, add_special_tokens=False)
 
 
 def validate(version: Version) -> Version:
@@ -392,7 +406,11 @@ def publish_version(
     existing = find_published_version(config, plan.build_id)
     if existing is not None:
         return PublishedVersion(publisher.base_uri, existing), True
-    train = frame.filter(pl.col("split") == TRAIN).drop("split", "rejection_reason", "status", "failure_reason")
+    from tessy_core.rows import unpublished_columns
+
+    train = frame.filter(pl.col("split") == TRAIN).drop(
+        "split", "rejection_reason", "status", "failure_reason", *unpublished_columns(), strict=False
+    )
     info = BuildInfo(
         build_id=plan.build_id,
         build_config=config.identity(),

@@ -1,14 +1,16 @@
 """Style consistency: does the data read like the student's own writing? (the property TESSY exists for)
 
-Per sample:
+This module judges staged rows; it never opens a model. The figures are measured per row on the
+shard workers (`tessy_core.builder.style_score`) and staged with the rows:
 - `student_nll`: the student's mean per-token negative log-likelihood of the assistant text after its
-  own generation prompt, scored through `Backend.score` (vLLM `prompt_logprobs` over HTTP, or the
-  transformers backend in-process). Lower: more student-like.
-- `teacher_token_share`: the teacher's share of the kept thinking tokens, from the sample's spans.
+  own generation prompt. Lower: more student-like.
 - `style_token_rate`: the share of the thinking's student tokens that the student's boundary
   predictor labels style (discourse, hedges, transitions).
-- `tfidf_similarity`: TF-IDF cosine between the sample's assistant text and the student's own
-  response to the same prompt, over the student's tokenizer's tokens, on a sampled subset of prompts.
+- `student_reference`: for a sampled subset of prompts, the student's own response to the prompt.
+Here, per sample:
+- `teacher_token_share`: the teacher's share of the kept thinking tokens, from the sample's spans.
+- `tfidf_similarity`: TF-IDF cosine between the sample's assistant text and the student's reference,
+  over the student's tokenizer's tokens.
 
 Per version: the means (and counts) of those. A `StyleGate` holds thresholds and turns the
 figures into pass/fail checks with reasons, like the GX suite; per-sample NLL limits become
@@ -17,19 +19,13 @@ rejection reasons for `tessy_core.quality.policy.split_by_policy`.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
-from tessy_core.backends.base import Backend
-from tessy_core.chat import ChatFormat
-from tessy_core.predictors.base import BoundaryPredictor, TokenKind
 from tessy_core.quality.bounds import ShareBand
 from tessy_core.strict import Strict
 
@@ -91,7 +87,7 @@ class StyleReport(Strict):
         return [check.check for check in self.checks if not check.success]
 
 
-# --- the four per-sample figures ------------------------------------------------------------------
+# --- per-sample figures ------------------------------------------------------------------
 
 
 def teacher_token_share(spans: Iterable[Mapping[str, Any]] | None) -> float | None:
@@ -101,58 +97,6 @@ def teacher_token_share(spans: Iterable[Mapping[str, Any]] | None) -> float | No
         kept[str(span["role"])] = kept.get(str(span["role"]), 0) + int(span.get("tokens_kept") or 0)
     total = kept["teacher"] + kept["student"]
     return kept["teacher"] / total if total else None
-
-
-async def style_runs(predictor: BoundaryPredictor, text: str, window_chars: int = 256) -> list[tuple[int, int, TokenKind]]:
-    """`text` cut into alternating runs of style and capability, as the predictor sees it.
-
-    Uses only the `BoundaryPredictor` protocol (any predictor works): from each switch point it asks
-    where the other kind begins, reading at most `window_chars` of new text per call (learned
-    predictors see a bounded token window). A boundary in the last half of a window that does not
-    reach the end of the text is not trusted (the window may cut a word or phrase): the next window
-    starts at that half and finds it again with the whole word in view.
-    """
-    if not text:
-        return []
-    window_chars = max(window_chars, 2)
-    trusted = window_chars - window_chars // 2
-    first = await predictor.find_boundary("", text[:window_chars], TokenKind.STYLE, 0)
-    kind = TokenKind.STYLE if first == 0 else TokenKind.CAPABILITY
-    runs: list[tuple[int, int, TokenKind]] = []
-    start = position = 0
-    while position < len(text):
-        other = TokenKind.CAPABILITY if kind is TokenKind.STYLE else TokenKind.STYLE
-        window = text[position : position + window_chars]
-        reaches_end = position + len(window) >= len(text)
-        # A run is at least one character long, so every call advances.
-        min_offset = 1 if position == start else 0
-        boundary = await predictor.find_boundary(text[:position], window, other, min_offset)
-        if boundary is None or (boundary > trusted and not reaches_end):
-            position = len(text) if reaches_end else position + trusted
-            continue
-        runs.append((start, position + boundary, kind))
-        start = position = position + boundary
-        kind = other
-    runs.append((start, len(text), kind))
-    return [run for run in runs if run[1] > run[0]]
-
-
-async def style_token_rate(predictor: BoundaryPredictor, text: str, count_tokens: Callable[[str], int],
-                           window_chars: int = 256) -> float | None:
-    """Share of `text`'s tokens (under `count_tokens`, the student's tokenizer) in style runs."""
-    runs = await style_runs(predictor, text, window_chars)
-    counts = [(count_tokens(text[start:end]), kind) for start, end, kind in runs]
-    total = sum(count for count, _ in counts)
-    return sum(count for count, kind in counts if kind is TokenKind.STYLE) / total if total else None
-
-
-async def student_nll(backend: Backend, chat_format: ChatFormat, problem: str, assistant: str) -> tuple[float, int]:
-    """Mean per-token NLL (and token count) of `assistant` after the student's own prompt for `problem`."""
-    prompt = chat_format.thinking_prompt(problem)
-    opener = chat_format.markers.think_open
-    continuation = assistant[len(opener):] if assistant.startswith(opener) else assistant
-    scores = await backend.score(prompt, continuation)
-    return scores.mean_nll, len(scores.logprobs)
 
 
 class Tfidf:
@@ -193,7 +137,7 @@ def tfidf_similarities(texts: Sequence[str], references: Sequence[str], tokenize
     return Tfidf(left + right).cosine(left, right)
 
 
-# --- sampling and references ----------------------------------------------------------------------
+# --- sampling ----------------------------------------------------------------------
 
 
 def sampled(keys: Iterable[str], n: int | None, seed: int) -> list[str]:
@@ -204,82 +148,13 @@ def sampled(keys: Iterable[str], n: int | None, seed: int) -> list[str]:
     return sorted(unique, key=lambda key: hashlib.sha256(f"{seed}:{key}".encode()).hexdigest())[:n]
 
 
-async def student_references(decoder, problems: Mapping[str, str], concurrency: int = 8) -> dict[str, str]:
-    """The student's own assistant text for each prompt (prompt_id -> text), from a decoder in
-    `student_only` mode (`tessy_core.engine.factory.open_decoder(config, Mode.student_only)`).
-    Prompts whose generation failed are left out."""
-    from tessy_core.engine.records import SampleRequest
-
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(prompt_id: str, problem: str) -> tuple[str, str | None]:
-        async with gate:
-            result = await decoder.generate(
-                SampleRequest(sample_id=f"style-reference-{prompt_id}", prompt_id=prompt_id, problem=problem))
-        return prompt_id, result.assistant if result.ok else None
-
-    pairs = await asyncio.gather(*(one(pid, problem) for pid, problem in problems.items()))
-    return {pid: text for pid, text in pairs if text}
-
-
 # --- a version ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StudentStyle:
-    """What the style figures are measured with: the student's backend, chat format, boundary
-    predictor (None: no style-token rate) and tokenizer (text -> token ids, for TF-IDF)."""
-
-    backend: Backend
-    chat_format: ChatFormat
-    predictor: BoundaryPredictor | None
-    tokenize: Tokenize
-
-
-async def measure_style(rows: Sequence[Mapping[str, Any]], student: StudentStyle, gate: StyleGate,
-                        references: Mapping[str, str] | None = None) -> StyleReport:
-    """Style figures of every generated sample in `rows` (engine records or sample-table rows),
-    the version's aggregates, and the gate's verdict. `references`: prompt_id -> the student's own
-    assistant text (see `student_references`); prompts without one get no TF-IDF figure."""
-    generated = [row for row in rows if row.get("status", "ok") == "ok" and row.get("assistant")]
-    chosen = set(sampled((str(row["sample_id"]) for row in generated), gate.max_scored_samples, gate.seed))
-    generated = [row for row in generated if str(row["sample_id"]) in chosen]
-    limit = asyncio.Semaphore(gate.concurrency)
-
-    async def measure(row: Mapping[str, Any]) -> SampleStyle:
-        async with limit:
-            nll, tokens = await student_nll(student.backend, student.chat_format, row["problem"], row["assistant"])
-            rate = None
-            if student.predictor is not None and row.get("thinking"):
-                rate = await style_token_rate(student.predictor, row["thinking"], student.backend.count_tokens,
-                                              gate.predictor_window_chars)
-        return SampleStyle(
-            sample_id=str(row["sample_id"]), prompt_id=row.get("prompt_id"), mode=row.get("mode"),
-            student_nll=_finite(nll), student_tokens=tokens, teacher_token_share=teacher_token_share(row.get("spans")),
-            style_token_rate=rate)
-
-    samples = list(await asyncio.gather(*(measure(row) for row in generated)))
-    if references:
-        samples = _with_similarities(samples, generated, references, student.tokenize, gate)
-    version = _aggregate(samples, gate)
-    checks = _checks(version, gate)
-    rejections = {
-        sample.sample_id: [f"style: student NLL {sample.student_nll:.3f} above {gate.max_sample_student_nll:g}"]
-        for sample in samples
-        if gate.max_sample_student_nll is not None and sample.student_nll is not None
-        and sample.student_nll > gate.max_sample_student_nll
-    }
-    success = all(check.success for check in checks)
-    return StyleReport(success=success, on_failure=gate.on_failure, version=version, checks=checks, samples=samples,
-                       sample_rejections=rejections, summary_markdown=_summary(success, gate, version, checks))
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _with_similarities(samples: list[SampleStyle], rows: list[Mapping[str, Any]], references: Mapping[str, str],
-                       tokenize: Tokenize, gate: StyleGate) -> list[SampleStyle]:
+def with_similarities(samples: list[SampleStyle], rows: list[Mapping[str, Any]], references: Mapping[str, str],
+                      tokenize: Tokenize, gate: StyleGate) -> list[SampleStyle]:
+    """`samples` (one per row of `rows`) with the TF-IDF similarity of each row's assistant text to
+    its prompt's reference, for the sampled reference prompts (idf fitted on all of them together)."""
     prompt_ids = sampled((str(r.get("prompt_id")) for r in rows if r.get("prompt_id") in references),
                          gate.reference_prompts, gate.seed)
     wanted = set(prompt_ids)
@@ -355,41 +230,37 @@ def _summary(success: bool, gate: StyleGate, version: Mapping[str, Any], checks:
     return "\n".join(lines)
 
 
-async def measure_version_style(rows: Sequence[Mapping[str, Any]], generation, gate: StyleGate) -> StyleReport:
-    """`measure_style` with everything built from a `GenerationConfig`: the student's backend, chat
-    format, predictor and tokenizer, and its own references from a `student_only` decoder."""
-    from tessy_core.backends import build_backend
-    from tessy_core.chat import chat_format_for, load_tokenizer
-    from tessy_core.config import Mode
-    from tessy_core.engine.factory import open_decoder
-    from tessy_core.predictors import build_predictor
-
-    model = generation.student
-    tokenizer = load_tokenizer(model.path, model.revision)
-    predictor = build_predictor(generation.student_predictor) if generation.student_predictor else None
-    backend = build_backend(model)
-    try:
-        student = StudentStyle(backend=backend, chat_format=chat_format_for(model, tokenizer), predictor=predictor,
-                               tokenize=lambda text: tokenizer.encode(text, add_special_tokens=False))
-        references: dict[str, str] = {}
-        if gate.reference_prompts:
-            problems = {str(r["prompt_id"]): r["problem"] for r in rows if r.get("status", "ok") == "ok"}
-            chosen = sampled(problems, gate.reference_prompts, gate.seed)
-            async with open_decoder(generation, Mode.student_only) as decoder:
-                references = await student_references(decoder, {pid: problems[pid] for pid in chosen}, gate.concurrency)
-        return await measure_style(rows, student, gate, references)
-    finally:
-        await backend.aclose()
-        if predictor is not None:
-            await predictor.aclose()
+def judge_style(samples: list[SampleStyle], gate: StyleGate) -> StyleReport:
+    """The version's figures over `samples`, the gate's checks and per-sample rejections."""
+    version = _aggregate(samples, gate)
+    checks = _checks(version, gate)
+    rejections = {
+        sample.sample_id: [f"style: student NLL {sample.student_nll:.3f} above {gate.max_sample_student_nll:g}"]
+        for sample in samples
+        if gate.max_sample_student_nll is not None and sample.student_nll is not None
+        and sample.student_nll > gate.max_sample_student_nll
+    }
+    success = all(check.success for check in checks)
+    return StyleReport(success=success, on_failure=gate.on_failure, version=version, checks=checks, samples=samples,
+                       sample_rejections=rejections, summary_markdown=_summary(success, gate, version, checks))
 
 
-def gate_version_style(frame, generation, gate: StyleGate | None) -> StyleReport | None:
-    """`measure_version_style` over a version's sample table (polars), for the sync build step;
-    None when no gate is configured."""
+def gate_version_style(frame, gate: StyleGate | None, tokenize: Tokenize | None) -> StyleReport | None:
+    """The gate's verdict on a version's sample table (polars) of staged rows with their style
+    figures; None when no gate is configured. `tokenize`: the student's tokenizer, for TF-IDF
+    (None: no row has a reference)."""
     if gate is None:
         return None
-    columns = [c for c in ("sample_id", "prompt_id", "mode", "status", "problem", "thinking", "assistant", "spans")
-               if c in frame.columns]
-    rows = frame.select(columns).to_dicts()
-    return asyncio.run(measure_version_style(rows, generation, gate))
+    scored = [row for row in frame.to_dicts()
+              if row.get("status") == "ok" and row.get("assistant") and row.get("student_tokens") is not None]
+    samples = [
+        SampleStyle(sample_id=str(row["sample_id"]), prompt_id=row.get("prompt_id"), mode=row.get("mode"),
+                    student_nll=row.get("student_nll"), student_tokens=row.get("student_tokens"),
+                    teacher_token_share=teacher_token_share(row.get("spans")),
+                    style_token_rate=row.get("style_token_rate"))
+        for row in scored
+    ]
+    references = {str(row["prompt_id"]): row["student_reference"] for row in scored if row.get("student_reference")}
+    if references and tokenize is not None:
+        samples = with_similarities(samples, scored, references, tokenize, gate)
+    return judge_style(samples, gate)

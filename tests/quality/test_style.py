@@ -7,22 +7,23 @@ import asyncio
 import pytest
 
 from tessy_core.backends.base import SamplingParams
-from tessy_core.quality.expectations import ShareBand
-from tessy_core.quality.policy import split_by_policy
-from tessy_core.quality.expectations import ValidationPolicy
-from tessy_core.quality.style import (
+from tessy_core.builder.style_score import (
     StudentStyle,
-    StyleGate,
-    Tfidf,
     measure_style,
-    sampled,
     style_runs,
     style_token_rate,
-    teacher_token_share,
-    tfidf_similarities,
 )
 from tessy_core.predictors.base import TokenKind
 from tessy_core.predictors.lexicon import LexiconPredictor
+from tessy_core.quality.expectations import ShareBand, ValidationPolicy
+from tessy_core.quality.policy import split_by_policy
+from tessy_core.quality.style import (
+    StyleGate,
+    Tfidf,
+    sampled,
+    teacher_token_share,
+    tfidf_similarities,
+)
 from tests.quality.samples import frame
 
 STUDENT_PHRASES = ["Okay", "Hmm", "Wait", "so", "let me"]
@@ -199,42 +200,6 @@ def test_unmeasurable_checks_fail_clearly(world):
     failed = [{**row, "status": "failed"} for row in rows_written_by(world, "student")]
     empty = asyncio.run(measure_style(failed, world["student"], StyleGate(max_mean_student_nll=5.0)))
     assert empty.version["samples_scored"] == 0 and empty.failed_checks == ["student_nll"]
-
-
-@pytest.fixture(scope="module")
-def ending_student_config(tmp_path_factory):
-    """Tiny models whose end markers are likely, so the student's own references finish."""
-    from tessy_core.config import GenerationConfig
-    from tests.tiny_models import build_tiny_model
-
-    root = tmp_path_factory.mktemp("style_models")
-    teacher = build_tiny_model(root / "teacher", role="teacher", seed=1, end_probability=0.12)
-    student = build_tiny_model(root / "student", role="student", seed=2, end_probability=0.12)
-    return GenerationConfig.model_validate({
-        "teacher": {"name": "t", "path": str(teacher), "family": "harmony", "backend": "transformers"},
-        "student": {"name": "s", "path": str(student), "family": "qwen3", "backend": "transformers"},
-        "teacher_predictor": {"kind": "lexicon", "phrases": ["Thus"]},
-        "student_predictor": {"kind": "lexicon", "phrases": STUDENT_PHRASES},
-        "engine": {"max_thinking_tokens": 64, "max_answer_tokens": 24, "max_attempts": 3, "concurrency": 2},
-    })
-
-
-@pytest.mark.slow  # builds and loads two models, generates references: ~30 s
-def test_measure_version_style_from_the_generation_config(ending_student_config):
-    from tessy_core.quality.style import measure_version_style
-
-    rows = [{"sample_id": f"s{i}", "prompt_id": pid, "mode": "tessy", "status": "ok", "problem": problem,
-             "thinking": "Okay, so we add the numbers. Compute the total.",
-             "assistant": "<think>\nOkay, so we add the numbers. Compute the total.\n</think>\n\nprint(1)",
-             "spans": [{"role": "student", "tokens_kept": 3}, {"role": "teacher", "tokens_kept": 7}]}
-            for i, (pid, problem) in enumerate(PROBLEMS.items())]
-    gate = StyleGate(reference_prompts=3, max_mean_student_nll=100.0, min_style_token_rate=0.05)
-    report = asyncio.run(measure_version_style(rows, ending_student_config, gate))
-    assert report.success, report.summary_markdown
-    assert report.version["samples_scored"] == 4
-    assert 1 <= report.version["tfidf_prompts"] <= 3
-    assert report.version["teacher_token_share_mean"] == pytest.approx(0.7)
-    assert 0 < report.version["style_token_rate_mean"] < 1
 
 
 def test_the_style_gate_folds_into_the_suite_result_and_the_policy(world):
