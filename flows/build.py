@@ -2,9 +2,10 @@
 
 Every step is a function of `tessy_core.builder`; this module only decides what runs as a Prefect
 task (preparing, each shard, each whole-version stage of `tessy_core.builder.stages.VERSION_STAGES`),
-maps the shards over the task runner, and ends the run in the state that tells the truth about the build (Failed 'Blocked' when nothing was published, 'Completed with failures' past
-failed checks). `flows/dashboard.py` names and tags the run, writes tessy's progress to the run
-loggers and attaches the artifacts to the flow run (docs/build.md, "In the Prefect UI").
+maps the shards over the task runner, and ends the run in the state that tells the truth about the
+build (Failed 'Blocked' when nothing was published, 'Completed with failures' past failed checks).
+`flows/dashboard.py` names and tags the run, writes tessy's progress to the run loggers and attaches
+the artifacts to the flow run (docs/build.md, "In the Prefect UI").
 
     from flows import run_build
     result = run_build(load_build_config("build.yaml"))    # honours config.runner
