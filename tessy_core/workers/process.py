@@ -2,7 +2,7 @@
 
 Each server runs as the leader of its own session (so of its own process group): vLLM's engine
 processes are its children and share the group, so signalling the group reaches them all. A
-record of pid, start time and command line is kept on disk; a pid only counts as ours while its
+record of pid, start time (kernel clock ticks) and command line is kept on disk; a pid only counts as ours while its
 start time and command line still match the record, so a reused pid is never signalled.
 """
 
@@ -22,8 +22,6 @@ from pydantic import BaseModel, ConfigDict
 
 from tessy_core.workers.config import ServerSpec
 
-# psutil derives start times from clock ticks; the same process reads back within this margin.
-_CREATE_TIME_TOLERANCE_S = 0.05
 
 
 class WorkerRecord(BaseModel):
@@ -35,7 +33,8 @@ class WorkerRecord(BaseModel):
     pid: int
     url: str
     cmdline: list[str]
-    create_time: float
+    # When the kernel started the process, in clock ticks since boot (see `start_ticks`).
+    start_ticks: int
     started_at: float
     log_path: Path
 
@@ -67,7 +66,7 @@ def launch(spec: ServerSpec, log_path: Path) -> tuple[subprocess.Popen, WorkerRe
         pid=process.pid,
         url=spec.url,
         cmdline=cmdline,
-        create_time=psutil.Process(process.pid).create_time(),
+        start_ticks=start_ticks(process.pid),
         started_at=time.time(),
         log_path=log_path.absolute(),
     )
@@ -99,14 +98,25 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def start_ticks(pid: int) -> int:
+    """When the kernel started `pid`, in clock ticks since boot: what tells a pid's process from a
+    later one that reuses the pid. psutil's `create_time()` adds the boot time as of each call, and
+    that moves (by whole seconds) whenever the wall clock is stepped, so two reads of one process
+    can disagree and a live server would look gone. Raises `psutil.NoSuchProcess`."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        raise psutil.NoSuchProcess(pid) from None
+    # Fields after the command name, which is in parentheses and may itself hold spaces or ')'.
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[19])  # field 22 of proc(5): starttime
+
+
 def leader_is_alive(record: WorkerRecord) -> bool:
     """True while the recorded pid is still the process `start` launched, and not a zombie."""
     try:
         process = psutil.Process(record.pid)
-        same_process = (
-            abs(process.create_time() - record.create_time) < _CREATE_TIME_TOLERANCE_S
-            and process.cmdline() == record.cmdline
-        )
+        same_process = start_ticks(record.pid) == record.start_ticks and process.cmdline() == record.cmdline
         return same_process and process.status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
@@ -119,7 +129,7 @@ def group_members(record: WorkerRecord) -> list[psutil.Process]:
     the group id is ours; once the leader's pid belongs to another process the group is gone.
     """
     try:
-        if abs(psutil.Process(record.pid).create_time() - record.create_time) >= _CREATE_TIME_TOLERANCE_S:
+        if start_ticks(record.pid) != record.start_ticks:
             return []
     except psutil.NoSuchProcess:
         pass  # The leader is gone; processes it spawned may still hold the group.
