@@ -8,6 +8,7 @@ dtypes of the scalar columns all derive from it. A column a new expectation need
 
 from __future__ import annotations
 
+import json
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -45,6 +46,10 @@ class StagedSample(Strict):
     attempt_failures: list[str]
     wall_s: float
     teacher_token_share: float = Field(json_schema_extra=VALIDATED)
+    mode_details: str | None = Field(
+        None, json_schema_extra=BUILD_ONLY,
+        description="JSON of what the mode did besides the sample's text (a reference, candidates, the drawn mode)",
+    )
     verification: dict[str, Any] | None = Field(
         None, json_schema_extra=VALIDATED, description="the sandbox's verdict (None: not verified)"
     )
@@ -68,6 +73,9 @@ class StagedSample(Strict):
         """The row of an engine `SampleResult.to_record()` (the fields this row keeps), its verdict
         and its style figures."""
         kept = {k: v for k, v in record.items() if k in cls.model_fields}
+        details = kept.pop("mode_details", None)
+        if details:
+            kept["mode_details"] = json.dumps(details, ensure_ascii=False, sort_keys=True)
         return cls.model_validate({**kept, "verification": verification, **(style or {})})
 
 
