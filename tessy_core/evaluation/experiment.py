@@ -198,11 +198,15 @@ def run_experiment(config: ExperimentConfig | None = None, progress: ProgressFn 
     )
 
 
+def _spread(a: ExperimentRow, b: ExperimentRow) -> float:
+    return max(a.pass_at_1_std or 0.0, b.pass_at_1_std or 0.0, 0.01)
+
+
 def _differs(a: ExperimentRow, b: ExperimentRow) -> bool:
     """A difference of pass@1 larger than both spreads over repeats (a rough, stated criterion)."""
     if a.pass_at_1 is None or b.pass_at_1 is None:
         return False
-    return abs(a.pass_at_1 - b.pass_at_1) > max(a.pass_at_1_std or 0.0, b.pass_at_1_std or 0.0, 0.01)
+    return abs(a.pass_at_1 - b.pass_at_1) > _spread(a, b)
 
 
 def findings(rows: list[ExperimentRow]) -> list[str]:
@@ -214,13 +218,15 @@ def findings(rows: list[ExperimentRow]) -> list[str]:
     student = by_model.get("tuned on student_only")
     out: list[str] = []
     if base and teacher and base.pass_at_1 is not None and teacher.pass_at_1 is not None:
+        change = f"pass@1 {base.pass_at_1:.3f} -> {teacher.pass_at_1:.3f}"
         if teacher.pass_at_1 < base.pass_at_1 and _differs(teacher, base):
-            out.append(f"teacher-only data hurt the student: pass@1 {base.pass_at_1:.3f} -> {teacher.pass_at_1:.3f}")
+            out.append(f"teacher-only data hurt the student: {change}")
+        elif teacher.pass_at_1 < base.pass_at_1:
+            out.append(f"teacher-only data lowered the student's pass@1 within the spread over repeats "
+                       f"(±{_spread(teacher, base):.3f}): {change}, not a clear loss")
         else:
-            out.append(
-                f"teacher-only data did NOT hurt this student's pass@1 ({base.pass_at_1:.3f} -> {teacher.pass_at_1:.3f}); "
-                "the paper's capability damage does not appear in this world"
-            )
+            out.append(f"teacher-only data did NOT hurt this student's pass@1 ({change}); "
+                       "the paper's capability damage does not appear in this world")
     if base and teacher and base.style_nll is not None and teacher.style_nll is not None:
         spread = max(base.style_nll_std or 0.0, teacher.style_nll_std or 0.0, 0.005)
         if abs(teacher.style_nll - base.style_nll) <= spread:
@@ -234,6 +240,11 @@ def findings(rows: list[ExperimentRow]) -> list[str]:
         relation = "above" if tessy.pass_at_1 > teacher.pass_at_1 else "not above"
         significance = "beyond" if _differs(tessy, teacher) else "within"
         out.append(f"tessy data: pass@1 {tessy.pass_at_1:.3f}, {relation} teacher-only ({teacher.pass_at_1:.3f}), "
+                   f"{significance} the spread over repeats")
+    if tessy and base and tessy.pass_at_1 is not None and base.pass_at_1 is not None:
+        verb = "raised" if tessy.pass_at_1 > base.pass_at_1 else "did not raise"
+        significance = "beyond" if _differs(tessy, base) else "within"
+        out.append(f"tessy data {verb} the student's pass@1: {base.pass_at_1:.3f} -> {tessy.pass_at_1:.3f}, "
                    f"{significance} the spread over repeats")
     if tessy and base and tessy.style_nll is not None and base.style_nll is not None:
         out.append(f"tessy data: style NLL {base.style_nll:.3f} -> {tessy.style_nll:.3f}")

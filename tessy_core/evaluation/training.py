@@ -9,9 +9,11 @@ its original template, so it is prompted exactly like the base.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -202,7 +204,9 @@ def finetune(
     masked = _assistant_token_counts(trainer.train_dataset)
     if masked["assistant"] == 0:
         raise ValueError("no assistant tokens to train on: the chat template marks no assistant turn")
-    result = trainer.train()
+    # The trainer prints its log lines; they belong with progress on stderr (`--json` keeps stdout).
+    with contextlib.redirect_stdout(sys.stderr):
+        result = trainer.train()
     tokenizer.chat_template = original_template
     trainer.model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)

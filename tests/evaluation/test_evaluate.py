@@ -35,13 +35,16 @@ def _weights(path):
     return load_file(str(path / "model.safetensors"))
 
 
-def test_the_flow_fine_tunes_measures_and_records_an_evaluation(prefect_harness, published, ending_models):
+def test_the_flow_fine_tunes_measures_and_records_an_evaluation(prefect_harness, published, ending_models, capsys):
     from flows.evaluate import evaluate_dataset
 
     root = published
     config = EvaluationConfig.model_validate(evaluation_config_dict(root))
     state = evaluate_dataset(ref="tiny@v1", config=config, return_state=True)
     assert state.is_completed(), state
+    # The trainer's log lines go to stderr: stdout is `--json`'s.
+    printed = capsys.readouterr()
+    assert "train_runtime" not in printed.out and "train_runtime" in printed.err
     result = state.result()
 
     # Real fine-tuning: three optimizer steps, the loss on assistant tokens only, weights moved.

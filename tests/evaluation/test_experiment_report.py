@@ -26,7 +26,15 @@ def test_findings_say_when_it_does():
     found = findings(rows)
     assert any(line.startswith("teacher-only data hurt the student: pass@1 0.400 -> 0.200") for line in found)
     assert any("beyond the spread" in line for line in found)
+    assert any(line.startswith("tessy data raised the student's pass@1: 0.400 -> 0.600, beyond") for line in found)
     report = ExperimentReport(config={}, world="w", train_prompts=8, eval_problems=4, repeats=2, rows=rows,
                               evaluations={}, findings=found, wall_s=1.0)
     table = table_markdown(report)
     assert "| tuned on teacher_only | tuned on teacher_only@v1 | 8 |" in table and "0.200 ± 0.020" in table
+
+
+def test_findings_call_a_drop_within_the_spread_no_clear_loss():
+    rows = [_row("base student", 0.403, 0.005, 0.14), _row("tuned on teacher_only", 0.336, 0.077, 1.98)]
+    (pass_finding, _) = findings(rows)
+    assert pass_finding == ("teacher-only data lowered the student's pass@1 within the spread over repeats (±0.077): "
+                            "pass@1 0.403 -> 0.336, not a clear loss")
