@@ -218,6 +218,12 @@ class EngineConfig(Strict):
     )
 
 
+# Engine options added after datasets were first built, each with a default that keeps the earlier
+# behaviour: left out of the generation identity while at that default (identity.generation_identity),
+# so adding one does not change the sample ids, and so the seeds, of every existing config.
+ENGINE_FIELDS_IDENTIFIED_OFF_DEFAULT = ("after_teacher_ends", "best_of_n", "mixture_teacher_share")
+
+
 class GenerationConfig(Strict):
     teacher: ModelConfig
     student: ModelConfig

@@ -41,8 +41,17 @@ def config_hash(payload: Mapping[str, Any]) -> str:
 
 def generation_identity(generation: GenerationConfig) -> dict[str, Any]:
     """What of `generation` shapes the text, as plain JSON."""
-    from tessy_core.config import PREDICTOR_SERVING_FIELDS, SERVING_FIELDS
+    from tessy_core.config import (
+        ENGINE_FIELDS_IDENTIFIED_OFF_DEFAULT,
+        PREDICTOR_SERVING_FIELDS,
+        SERVING_FIELDS,
+        EngineConfig,
+    )
 
+    at_default = {
+        name for name in ENGINE_FIELDS_IDENTIFIED_OFF_DEFAULT
+        if getattr(generation.engine, name) == EngineConfig.model_fields[name].default
+    }
     return generation.model_dump(
         mode="json",
         exclude={
@@ -50,7 +59,7 @@ def generation_identity(generation: GenerationConfig) -> dict[str, Any]:
             "student": set(SERVING_FIELDS),
             "teacher_predictor": set(PREDICTOR_SERVING_FIELDS),
             "student_predictor": set(PREDICTOR_SERVING_FIELDS),
-            "engine": {"concurrency", "checkpoint_every"},
+            "engine": {"concurrency", "checkpoint_every", *at_default},
         },
     )
 

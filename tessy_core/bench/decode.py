@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tessy_core.config import EngineConfig, GenerationConfig, Mode, ModelFamily, ModelConfig, PredictorConfig
 from tessy_core.engine.factory import open_decoder
-from tessy_core.engine.records import Role, SampleRequest, SampleResult, sample_id_for
+from tessy_core.engine.records import Role, SampleRequest, SampleResult
+from tessy_core.identity import sample_id
 from tessy_core.engine.runner import RunSummary, run_samples, run_samples_lockstep
 
 BenchMode = Literal["tessy", "teacher_only", "lockstep_standin", "tessy_fixed", "tessy_stream"]
@@ -96,7 +97,7 @@ async def run_mode(
     config = mode_config(config, mode, settings)
     hash_ = config.config_hash()
     batch = [
-        SampleRequest(sample_id_for(r.prompt_id, r.sample_index, f"bench-{mode}", hash_), r.prompt_id, r.problem, r.sample_index)
+        SampleRequest(sample_id(r.prompt_id, r.sample_index, f"bench-{mode}", hash_), r.prompt_id, r.problem, r.sample_index)
         for r in requests
     ]
     results: list[SampleResult] = []

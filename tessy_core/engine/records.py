@@ -167,12 +167,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
-
-
-def sample_id_for(prompt_id: str, sample_index: int, mode: str, config_hash: str) -> str:
-    """Stable id of one sample: the same prompt, index, mode and config always give the same id,
-    which is what lets reruns skip finished work."""
-    import hashlib
-
-    key = f"{prompt_id}/{sample_index}/{mode}/{config_hash}"
-    return hashlib.sha256(key.encode()).hexdigest()[:20]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from tessy_core.config import GenerationConfig, Mode
 from tessy_core.engine.factory import open_decoder
-from tessy_core.engine.records import SampleRequest, SampleResult, sample_id_for
+from tessy_core.engine.records import SampleRequest, SampleResult
+from tessy_core.identity import sample_id
 from tessy_core.engine.runner import RunSummary, run_samples
 from tessy_core.files import resume_jsonl
 
@@ -46,7 +47,7 @@ def read_sample_requests(
         for index in range(samples_per_prompt):
             requests.append(
                 SampleRequest(
-                    sample_id=sample_id_for(prompt.prompt_id, index, mode.value, config_hash),
+                    sample_id=sample_id(prompt.prompt_id, index, mode.value, config_hash),
                     prompt_id=prompt.prompt_id,
                     problem=prompt.statement,
                     sample_index=index,

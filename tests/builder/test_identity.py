@@ -26,6 +26,14 @@ def generation(**engine) -> GenerationConfig:
     )
 
 
+def test_engine_options_added_later_change_the_identity_only_off_their_default():
+    # The hash this config had before after_teacher_ends, best_of_n and mixture_teacher_share existed.
+    assert generation().config_hash() == "c7b1e53b09ab9a9c"
+    changed = {generation(after_teacher_ends="student_closes").config_hash(), generation(best_of_n=3).config_hash(),
+               generation(mixture_teacher_share=0.25).config_hash()}
+    assert len(changed) == 3 and "c7b1e53b09ab9a9c" not in changed
+
+
 def test_hashes_keep_the_values_existing_builds_and_samples_were_identified_by():
     config = generation()
     legacy_generation_hash = hashlib.sha256(
@@ -45,7 +53,6 @@ def test_serving_settings_are_not_identity():
 
 def test_the_build_and_tessy_generate_give_a_prompt_the_same_sample_ids(tmp_path):
     from tessy_core.jobs.generate_jsonl import PromptFileReport, read_sample_requests
-    from tessy_core.engine.records import sample_id_for
 
     config = generation()
     prompts_file = write_prompts(tmp_path / "prompts.jsonl", 3)
@@ -58,7 +65,7 @@ def test_the_build_and_tessy_generate_give_a_prompt_the_same_sample_ids(tmp_path
     generated = read_sample_requests(prompts_file, config_hash=config.config_hash(), mode=Mode.tessy,
                                      samples_per_prompt=2, limit=None, report=PromptFileReport())
     assert built == {r.sample_id for r in generated} and len(built) == 6
-    assert all(r.sample_id == sample_id_for(r.prompt_id, r.sample_index, "tessy", config.config_hash())
+    assert all(r.sample_id == sample_id(r.prompt_id, r.sample_index, "tessy", config.config_hash())
                for r in generated)
 
 
