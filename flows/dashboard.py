@@ -33,10 +33,10 @@ PROGRESS_LINES = 4  # progress lines per shard, besides its start and end
 
 def planned_version(config: BuildConfig) -> int | None:
     """The version number this build will publish if it publishes (the next free one now)."""
-    from tessy_core.publish import list_versions
+    from tessy_core.publish.store import version_store
 
     try:
-        versions = list_versions(config.output.base_uri, config.dataset, storage=config.output.storage)
+        versions = version_store(config.output).list_versions(config.dataset)
     except Exception:  # noqa: BLE001 - a name is a label; storage problems surface in the build itself
         return None
     return (versions[-1] + 1) if versions else 1

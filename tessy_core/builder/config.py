@@ -23,6 +23,11 @@ class VerificationConfig(Strict):
 
 
 class OutputConfig(Strict):
+    format: str = Field(
+        "hf-parquet",
+        description="the version store's format (tessy_core.publish.store): hf-parquet, the Hugging Face "
+        "Parquet layout, or any format registered with register_store",
+    )
     base_uri: str = "./var/datasets"
     storage: StorageConfig = StorageConfig()
     max_rows_per_file: int = Field(50_000, ge=1)
@@ -83,6 +88,8 @@ class BuildConfig(Strict):
     def identity(self) -> dict[str, Any]:
         """What shapes the data, as plain JSON: where things run or are served, and secrets, are left
         out, so a rerun on other endpoints or with more workers resumes the same build."""
+        # The default format was the only one before `format` existed: builds keep their identity.
+        default_format = self.output.format == OutputConfig.model_fields["format"].default
         payload = self.model_dump(
             mode="json",
             exclude={
@@ -92,7 +99,7 @@ class BuildConfig(Strict):
                 "work_dir": True,
                 "description": True,
                 "lineage": True,
-                "output": {"storage", "console_url"},
+                "output": {"storage", "console_url", *(("format",) if default_format else ())},
                 "verification": {"workers"},
                 "generation": True,
             },

@@ -408,16 +408,16 @@ def trend_points(config, result: BuildResult, limit: int = TREND_VERSIONS) -> li
     first, and this build at the end when it published nothing (so a blocked build shows in the trend)."""
     from tessy_core.builder.prepare import open_catalog
     from tessy_core.catalog import build_accounting, list_dataset_versions
-    from tessy_core.publish import read_manifest
     from tessy_core.publish.naming import parse_version_dir
+    from tessy_core.publish.store import version_store
 
     catalog = open_catalog(config)
+    store = version_store(config.output)
     points = []
     for version in list_dataset_versions(catalog, result.dataset)[-limit:]:
         number = parse_version_dir(version.version)
         try:
-            figures = read_manifest(config.output.base_uri, result.dataset, number,
-                                    storage=config.output.storage).figures if number else {}
+            figures = store.read_manifest(result.dataset, number).figures if number else {}
         except Exception:  # noqa: BLE001 - a version whose manifest is gone still has its counts
             figures = {}
         counts = {}
@@ -545,12 +545,11 @@ def console_link(pattern: str | None, uri: str | None) -> str | None:
 def card_markdown(config, result: BuildResult) -> str:
     """The published version's dataset card (its README without the loaders' front matter), under
     where the version is and how to load it: what the version link opens in the Prefect UI."""
-    from tessy_core.publish import read_manifest
     from tessy_core.publish.card import render_card
+    from tessy_core.publish.store import version_store
 
     uri = version_uri(result)
-    manifest = read_manifest(config.output.base_uri, result.dataset, result.version_number,
-                             storage=config.output.storage)
+    manifest = version_store(config.output).read_manifest(result.dataset, result.version_number)
     card = render_card(manifest)
     if card.startswith("---\n"):
         card = card.split("---\n", 2)[-1].lstrip()

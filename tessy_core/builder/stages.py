@@ -398,14 +398,13 @@ def publish_version(
     of this build had already published one (a crash after publishing must not publish twice)."""
     import polars as pl
 
-    from tessy_core.publish import BuildInfo, PublishConfig, PublishedVersion, Publisher
+    from tessy_core.publish import BuildInfo
+    from tessy_core.publish.store import version_store
 
-    publisher = Publisher(
-        config.output.base_uri, config.output.storage, PublishConfig(max_rows_per_file=config.output.max_rows_per_file)
-    )
-    existing = find_published_version(config, plan.build_id)
+    store = version_store(config.output)
+    existing = store.find_build(config.dataset, plan.build_id)
     if existing is not None:
-        return PublishedVersion(publisher.base_uri, existing), True
+        return existing, True
     from tessy_core.rows import unpublished_columns
 
     train = frame.filter(pl.col("split") == TRAIN).drop(
@@ -433,19 +432,7 @@ def publish_version(
         figures={**figures, "usage": usage},
         description=config.description,
     )
-    return publisher.publish(config.dataset, {PUBLISHED_SPLIT: train}, info), False
-
-
-def find_published_version(config: BuildConfig, build_id: str):
-    """The manifest of the version `build_id` published, if any (newest versions looked at first)."""
-    from tessy_core.publish.reader import list_versions, read_manifest
-
-    base, storage = config.output.base_uri, config.output.storage
-    for number in reversed(list_versions(base, config.dataset, storage=storage)):
-        manifest = read_manifest(base, config.dataset, number, storage=storage)
-        if manifest.build_id == build_id:
-            return manifest
-    return None
+    return store.publish(config.dataset, {PUBLISHED_SPLIT: train}, info), False
 
 
 def sample_outcomes(frame: pl.DataFrame, blocked_checks: list[str] | None) -> list[SampleOutcomeRow]:

@@ -72,6 +72,39 @@ def test_build_publishes_a_version_and_accounts_for_every_sample(tmp_path, endin
     assert '"reasoning_effort": "high"' in (Path(config.output.base_uri) / "tiny" / "v1" / "README.md").read_text()
 
 
+def test_a_build_publishes_through_the_version_store_its_output_names(tmp_path, ending_models, monkeypatch):
+    from tessy_core.publish import store as store_module
+    from tessy_core.publish.store import HfParquetStore, register_store
+
+    calls = []
+
+    class RecordingStore(HfParquetStore):
+        """A second format: the Hugging Face layout, with every call the build makes written down."""
+
+        def find_build(self, name, build_id):
+            calls.append(("find_build", name))
+            return super().find_build(name, build_id)
+
+        def publish(self, name, splits, build, version=None):
+            calls.append(("publish", name))
+            return super().publish(name, splits, build, version)
+
+    monkeypatch.setattr(store_module, "_STORES", dict(store_module._STORES))
+    register_store("recording", RecordingStore.from_output)
+    seed_catalog(tmp_path, 3)
+    config = build_config(tmp_path, ending_models)
+    config = config.model_copy(update={"output": config.output.model_copy(update={"format": "recording"})})
+    assert config.identity_hash() != build_config(tmp_path, ending_models).identity_hash()
+
+    prepared = pipeline.prepare_build(config)
+    shards = [pipeline.generate_shard(config, prepared.build_id, s.shard_id) for s in prepared.plan.shards]
+    result = pipeline.finish_build(config, prepared, shards)
+    assert result.status == "published" and calls == [("find_build", "tiny"), ("publish", "tiny")]
+    # Finishing again (a crash after publishing) asks the store and publishes nothing new.
+    again = pipeline.finish_build(config, prepared, shards)
+    assert again.version == result.version and calls[2:] == [("find_build", "tiny")]
+
+
 def test_the_run_that_resumes_a_killed_build_aborts_the_killed_runs_lineage(tmp_path, ending_models):
     seed_catalog(tmp_path, 2)
     config = build_config(tmp_path, ending_models)
