@@ -14,20 +14,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from tessy_core.catalog.prompts import PromptFilter
 from tessy_core.config import ModelFamily, ThinkingMarkers
 from tessy_core.publish import LineageConfig, StorageConfig
+from tessy_core.strict import Strict
 
 Precision = Literal["fp32", "bf16", "fp16"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BaseModelConfig(_Strict):
+class BaseModelConfig(Strict):
     """The student before fine-tuning. Unset fields come from the version's manifest (its student)."""
 
     name: str | None = None
@@ -37,14 +34,14 @@ class BaseModelConfig(_Strict):
     revision: str | None = None
 
 
-class ProblemsConfig(_Strict):
+class ProblemsConfig(Strict):
     """Held-out problems from the catalog. Each needs hidden tests; none may be in the version."""
 
     selection: PromptFilter = PromptFilter(sources=["eval"])
     limit: int | None = Field(None, ge=1, description="the first N selected problems (ordered by prompt_id)")
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(Strict):
     """TRL SFTTrainer on the version's `messages`, loss on the assistant turn only."""
 
     device: str = Field("cpu", description="cpu, cuda, cuda:0, ...")
@@ -70,7 +67,7 @@ class TrainingConfig(_Strict):
     logging_steps: int = Field(10, ge=1)
 
 
-class EvalSamplingConfig(_Strict):
+class EvalSamplingConfig(Strict):
     """How each model answers: the same problems, settings and seeds for the base and the fine-tuned."""
 
     temperature: float = Field(0.7, ge=0)
@@ -95,7 +92,7 @@ class EvalSamplingConfig(_Strict):
         return self
 
 
-class EvaluationConfig(_Strict):
+class EvaluationConfig(Strict):
     base: BaseModelConfig = BaseModelConfig()
     problems: ProblemsConfig = ProblemsConfig()
     training: TrainingConfig = TrainingConfig()

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tessy_core.config import Mode
 from tessy_core.evaluation.config import EvalSamplingConfig, EvaluationConfig, ProblemsConfig, TrainingConfig
 from tessy_core.evaluation.metrics import ModelFigures
+from tessy_core.strict import Strict
 
 EXPERIMENT_MODES = (Mode.student_only, Mode.teacher_only, Mode.tessy)
 TRAIN_SOURCE = "toyworld-train"
@@ -28,11 +29,7 @@ EVAL_SOURCE = "toyworld-eval"
 ProgressFn = Callable[[str, str], None]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ExperimentConfig(_Strict):
+class ExperimentConfig(Strict):
     """Sized for a shared 2-core CPU: about a quarter of an hour end to end."""
 
     train_prompts: int = Field(128, ge=4, description="training prompts, the same for every version")
