@@ -63,3 +63,14 @@ def prefect_harness(tmp_path_factory):
     with temporary_settings(updates={PREFECT_HOME: str(home), PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         with prefect_test_harness(server_startup_timeout=120):
             yield
+
+
+@pytest.fixture
+def scoped_registries():
+    """What a test registers as a backend, predictor kind or dataset format is undone after it."""
+    from tessy_core.backends import BACKENDS
+    from tessy_core.predictors import PREDICTORS
+    from tessy_core.publish.store import STORES
+
+    with BACKENDS.scoped(), PREDICTORS.scoped(), STORES.scoped():
+        yield

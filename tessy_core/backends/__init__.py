@@ -1,7 +1,7 @@
 """Inference backends behind one small interface (`Backend`), chosen by kind (`ModelConfig.backend`).
 
 A new backend is one module with a class implementing `Backend` (and, where it can, the optional
-`StreamingBackend` / `ServedContextBackend` capabilities) plus one entry in `BACKENDS`. Entries
+`StreamingBackend` / `ServedContextBackend` capabilities) plus one `register_backend` call (`BACKENDS`, a `tessy_core.registry.Registry`). Entries
 import their module when first used, so naming a backend costs nothing until one is built.
 """
 
@@ -20,6 +20,7 @@ from tessy_core.backends.base import (
     TextWatcher,
     TokenScores,
 )
+from tessy_core.registry import Registry
 
 if TYPE_CHECKING:
     from tessy_core.config import ModelConfig
@@ -54,22 +55,12 @@ def _transformers(model: ModelConfig) -> Backend:
 
 
 # kind -> factory from a ModelConfig. `http` is vLLM's HTTP dialect (see `vllm_http`).
-BACKENDS: dict[str, BackendFactory] = {
-    "http": _vllm_http,
-    "transformers": _transformers,
-}
-
-
-def register_backend(kind: str, factory: BackendFactory) -> None:
-    if kind in BACKENDS:
-        raise ValueError(f"a backend of kind {kind!r} is already registered")
-    BACKENDS[kind] = factory
+BACKENDS: Registry[BackendFactory] = Registry("backend")
+BACKENDS.register("http", _vllm_http)
+BACKENDS.register("transformers", _transformers)
+register_backend = BACKENDS.register
 
 
 def build_backend(model: ModelConfig) -> Backend:
     """The backend a `ModelConfig` asks for."""
-    try:
-        factory = BACKENDS[model.backend]
-    except KeyError:
-        raise ValueError(f"unknown backend {model.backend!r}; known: {', '.join(sorted(BACKENDS))}") from None
-    return factory(model)
+    return BACKENDS.get(model.backend)(model)

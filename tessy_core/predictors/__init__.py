@@ -1,7 +1,7 @@
 """Boundary predictors behind one interface (`BoundaryPredictor`), chosen by kind (`PredictorConfig.kind`).
 
-A new predictor is one module with a class implementing `BoundaryPredictor` plus one entry in
-`PREDICTORS` (its module is imported when the first one is built).
+A new predictor is one module with a class implementing `BoundaryPredictor` plus one
+`register_predictor` call (`PREDICTORS`) (its module is imported when the first one is built).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tessy_core.predictors.base import BoundaryPredictor, TokenKind
+from tessy_core.registry import Registry
 
 if TYPE_CHECKING:
     from tessy_core.config import PredictorConfig
@@ -34,22 +35,12 @@ def _learned(config: PredictorConfig) -> BoundaryPredictor:
 
 
 # kind -> factory from a PredictorConfig
-PREDICTORS: dict[str, PredictorFactory] = {
-    "lexicon": _lexicon,
-    "learned": _learned,
-}
-
-
-def register_predictor(kind: str, factory: PredictorFactory) -> None:
-    if kind in PREDICTORS:
-        raise ValueError(f"a predictor of kind {kind!r} is already registered")
-    PREDICTORS[kind] = factory
+PREDICTORS: Registry[PredictorFactory] = Registry("predictor kind")
+PREDICTORS.register("lexicon", _lexicon)
+PREDICTORS.register("learned", _learned)
+register_predictor = PREDICTORS.register
 
 
 def build_predictor(config: PredictorConfig) -> BoundaryPredictor:
     """The predictor a `PredictorConfig` asks for."""
-    try:
-        factory = PREDICTORS[config.kind]
-    except KeyError:
-        raise ValueError(f"unknown predictor kind {config.kind!r}; known: {', '.join(sorted(PREDICTORS))}") from None
-    return factory(config)
+    return PREDICTORS.get(config.kind)(config)

@@ -30,6 +30,7 @@ from tessy_core.publish.publisher import PublishConfig, PublishedVersion, Publis
 from tessy_core.publish.reader import manifest_of
 from tessy_core.publish.storage import StorageConfig
 from tessy_core.publish.versions import visible_versions
+from tessy_core.registry import Registry
 
 if TYPE_CHECKING:
     import polars as pl
@@ -102,29 +103,14 @@ class HfParquetStore(VersionStore):
 
 # format name -> a factory taking the build's output config
 StoreFactory = Callable[[Any], VersionStore]
-_STORES: dict[str, StoreFactory] = {}
-
-
-def register_store(format: str, factory: StoreFactory) -> None:
-    """Make `format` a value the output config may name."""
-    if format in _STORES:
-        raise ValueError(f"a version store named {format!r} is already registered")
-    _STORES[format] = factory
-
-
-def store_formats() -> list[str]:
-    return sorted(_STORES)
+STORES: Registry[StoreFactory] = Registry("dataset format")
+register_store = STORES.register
 
 
 def version_store(output: Any) -> VersionStore:
     """The store a build's `OutputConfig` asks for: its `format` (when the config has one, else
     `hf-parquet`) with its base URI and storage settings."""
-    format = getattr(output, "format", None) or DEFAULT_FORMAT
-    try:
-        factory = _STORES[format]
-    except KeyError:
-        raise ValueError(f"unknown dataset format {format!r}; known: {', '.join(store_formats())}") from None
-    return factory(output)
+    return STORES.get(getattr(output, "format", None) or DEFAULT_FORMAT)(output)
 
 
 register_store(HF_PARQUET, HfParquetStore.from_output)

@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from tessy_core import backends
 from tessy_core.backends import (
     ServedContextBackend,
     StreamingBackend,
@@ -33,8 +32,7 @@ async def test_the_http_kind_is_the_vllm_dialect_and_reports_its_served_context(
     assert not hasattr(TransformersBackend, "served_context_tokens")
 
 
-def test_a_new_backend_is_one_registration(monkeypatch) -> None:
-    monkeypatch.setattr(backends, "BACKENDS", dict(backends.BACKENDS))
+def test_a_new_backend_is_one_registration(scoped_registries) -> None:
     made = object()
     register_backend("echo", lambda model: made)
     assert build_backend(SimpleNamespace(backend="echo")) is made

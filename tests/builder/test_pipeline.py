@@ -72,8 +72,7 @@ def test_build_publishes_a_version_and_accounts_for_every_sample(tmp_path, endin
     assert '"reasoning_effort": "high"' in (Path(config.output.base_uri) / "tiny" / "v1" / "README.md").read_text()
 
 
-def test_a_build_publishes_through_the_version_store_its_output_names(tmp_path, ending_models, monkeypatch):
-    from tessy_core.publish import store as store_module
+def test_a_build_publishes_through_the_version_store_its_output_names(tmp_path, ending_models, scoped_registries):
     from tessy_core.publish.store import HfParquetStore, register_store
 
     calls = []
@@ -89,7 +88,6 @@ def test_a_build_publishes_through_the_version_store_its_output_names(tmp_path, 
             calls.append(("publish", name))
             return super().publish(name, splits, build, version)
 
-    monkeypatch.setattr(store_module, "_STORES", dict(store_module._STORES))
     register_store("recording", RecordingStore.from_output)
     seed_catalog(tmp_path, 3)
     config = build_config(tmp_path, ending_models)

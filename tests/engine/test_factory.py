@@ -9,6 +9,7 @@ from tessy_core import backends
 from tessy_core.config import GenerationConfig
 from tessy_core.engine.factory import context_tokens, open_decoder
 from tessy_core.engine.records import Role
+from tessy_core.registry import Registry
 
 
 class _Backend:
@@ -54,7 +55,8 @@ async def test_a_served_context_limit_caps_the_participant(monkeypatch, generati
     def by_role(model):
         return _ServedBackend(model) if model.name == "teacher" else _Backend(model)
 
-    monkeypatch.setitem(backends.BACKENDS, "transformers", by_role)
+    monkeypatch.setattr(backends, "BACKENDS", Registry("backend"))
+    backends.BACKENDS.register("transformers", by_role)
     folder_limit = context_tokens(generation.teacher)
     assert folder_limit is not None and folder_limit > 100
 

@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from tessy_core import predictors
 from tessy_core.config import PredictorConfig
 from tessy_core.predictors import build_predictor, register_predictor
 from tessy_core.predictors.lexicon import LexiconPredictor
@@ -18,8 +17,7 @@ def test_the_lexicon_kind_builds_a_lexicon_predictor() -> None:
     assert predictor.identity.startswith("lexicon:")
 
 
-def test_a_new_predictor_is_one_registration(monkeypatch) -> None:
-    monkeypatch.setattr(predictors, "PREDICTORS", dict(predictors.PREDICTORS))
+def test_a_new_predictor_is_one_registration(scoped_registries) -> None:
     made = object()
     register_predictor("constant", lambda config: made)
     assert build_predictor(SimpleNamespace(kind="constant")) is made

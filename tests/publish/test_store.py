@@ -9,7 +9,6 @@ import pytest
 
 from tessy_core.builder.config import OutputConfig
 from tessy_core.publish import DatasetNotFoundError, VersionExistsError
-from tessy_core.publish import store as store_module
 from tessy_core.publish.store import (
     HfParquetStore,
     VersionStore,
@@ -97,8 +96,7 @@ class _InMemoryStore(VersionStore):
         return reference
 
 
-def test_a_new_format_is_one_class_and_one_registration(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(store_module, "_STORES", dict(store_module._STORES))
+def test_a_new_format_is_one_class_and_one_registration(scoped_registries, tmp_path: Path) -> None:
     register_store("in-memory", _InMemoryStore)
     with pytest.raises(ValueError, match="already registered"):
         register_store("in-memory", _InMemoryStore)
