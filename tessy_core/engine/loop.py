@@ -263,64 +263,71 @@ class CooperativeDecoder:
         thinking = draft.thinking
         # Each model's prompt length, counted as the trace grows (exactly near the context's end).
         tallies = {role: PromptTally(p.backend.count_tokens) for role, p in self.participants.items()}
-        while True:
-            participant = self.participants[state.active]
-            thinking_tokens = sum(s.tokens_kept for s in state.spans)
-            budget = self.engine.max_thinking_tokens - thinking_tokens
-            if budget <= 0:
-                raise SampleFailed("thinking_token_cap", f"thinking exceeded {self.engine.max_thinking_tokens} tokens")
-            wanted = budget if not interleaved else min(budget, self._span_cap(participant))
-            room, full = self._thinking_room(request, participant.role, phase.answer_role, thinking, tallies, wanted)
-            if room is not None and room <= 0:
-                raise SampleFailed("context_exhausted", full, final=True)
-            limit = budget if room is None else min(budget, room)
-            completion, cut = await self._span_request(request, state, participant, thinking, limit, interleaved)
-            state.steps += 1
-            self._check_stripped(participant, completion.text)
-            chunk = completion.text
-            kept = chunk if cut is None else chunk[:cut]
-            kept_tokens = completion.num_tokens if cut is None else participant.backend.count_tokens(kept)
-            usage = state.usage[participant.role]
-            usage.requests += 1
-            usage.tokens_generated += completion.num_tokens
-            usage.tokens_kept += kept_tokens
-            usage.tokens_discarded += max(completion.num_tokens - kept_tokens, 0)
-            ended_by = None
-            if cut is not None:
-                ended_by = SpanEnd.boundary
-            elif completion.ended_turn:
-                ended_by = SpanEnd.end_of_thinking
-            elif not interleaved and completion.finish_reason == "length":
-                if limit < budget:
-                    _, full = self._thinking_room(request, participant.role, phase.answer_role, thinking + kept, tallies, 0)
+        try:
+            while True:
+                participant = self.participants[state.active]
+                thinking_tokens = sum(s.tokens_kept for s in state.spans)
+                budget = self.engine.max_thinking_tokens - thinking_tokens
+                if budget <= 0:
+                    raise SampleFailed("thinking_token_cap", f"thinking exceeded {self.engine.max_thinking_tokens} tokens")
+                wanted = budget if not interleaved else min(budget, self._span_cap(participant))
+                room, full = self._thinking_room(request, participant.role, phase.answer_role, thinking, tallies, wanted)
+                if room is not None and room <= 0:
                     raise SampleFailed("context_exhausted", full, final=True)
-                raise SampleFailed("thinking_token_cap", f"thinking exceeded {self.engine.max_thinking_tokens} tokens")
-            generated = completion.num_tokens
-            if ended_by is SpanEnd.end_of_thinking and await self._next_message_continues(
-                request, state, participant, thinking + kept, completion
-            ):
-                # Another message of thinking (harmony analysis): the thinking goes on, its header
-                # replaced by a separator in the shared trace.
-                separator = participant.chat.markers.message_separator
-                kept += separator
-                separator_tokens = participant.backend.count_tokens(separator)
-                kept_tokens += separator_tokens
-                generated += separator_tokens
+                limit = budget if room is None else min(budget, room)
+                completion, cut = await self._span_request(request, state, participant, thinking, limit, interleaved)
+                state.steps += 1
+                self._check_stripped(participant, completion.text)
+                chunk = completion.text
+                kept = chunk if cut is None else chunk[:cut]
+                kept_tokens = completion.num_tokens if cut is None else participant.backend.count_tokens(kept)
+                usage = state.usage[participant.role]
+                usage.requests += 1
+                usage.tokens_generated += completion.num_tokens
+                usage.tokens_kept += kept_tokens
+                usage.tokens_discarded += max(completion.num_tokens - kept_tokens, 0)
                 ended_by = None
-            self._append(state, participant.role, kept, kept_tokens, generated, ended_by)
-            thinking += kept
+                if cut is not None:
+                    ended_by = SpanEnd.boundary
+                elif completion.ended_turn:
+                    ended_by = SpanEnd.end_of_thinking
+                elif not interleaved and completion.finish_reason == "length":
+                    if limit < budget:
+                        _, full = self._thinking_room(request, participant.role, phase.answer_role, thinking + kept, tallies, 0)
+                        raise SampleFailed("context_exhausted", full, final=True)
+                    raise SampleFailed("thinking_token_cap", f"thinking exceeded {self.engine.max_thinking_tokens} tokens")
+                generated = completion.num_tokens
+                if ended_by is SpanEnd.end_of_thinking and await self._next_message_continues(
+                    request, state, participant, thinking + kept, completion
+                ):
+                    # Another message of thinking (harmony analysis): the thinking goes on, its header
+                    # replaced by a separator in the shared trace.
+                    separator = participant.chat.markers.message_separator
+                    kept += separator
+                    separator_tokens = participant.backend.count_tokens(separator)
+                    kept_tokens += separator_tokens
+                    generated += separator_tokens
+                    ended_by = None
+                self._append(state, participant.role, kept, kept_tokens, generated, ended_by)
+                thinking += kept
 
-            if state.steps % self.engine.repetition_check_every == 0 or ended_by is SpanEnd.end_of_thinking:
-                self._check_repetition(thinking)
-            if ended_by is SpanEnd.end_of_thinking and not self._student_closes(participant.role, phase):
-                break
-            if ended_by is SpanEnd.boundary and self._closing(state, participant.role):
-                break  # the student's closing words ended at its first capability token
-            if ended_by is not None:
-                state.active = participant.role.other
-            if checkpoint is not None and state.steps % self.engine.checkpoint_every == 0:
-                await checkpoint(state)
-            yield
+                if state.steps % self.engine.repetition_check_every == 0 or ended_by is SpanEnd.end_of_thinking:
+                    self._check_repetition(thinking)
+                if ended_by is SpanEnd.end_of_thinking and not self._student_closes(participant.role, phase):
+                    break
+                if ended_by is SpanEnd.boundary and self._closing(state, participant.role):
+                    break  # the student's closing words ended at its first capability token
+                if ended_by is not None:
+                    state.active = participant.role.other
+                if checkpoint is not None and state.steps % self.engine.checkpoint_every == 0:
+                    await checkpoint(state)
+                yield
+        finally:
+            # The predictors' readings of this trace are not needed again once its thinking
+            # ended or the attempt failed (not at a harmony `<|end|>` the thinking continues
+            # after, nor at the teacher's end the student then closes).
+            if interleaved:
+                self._release_streams(state)
         if not interleaved and state.spans:
             state.spans[-1].ended_by = SpanEnd.single_writer
         draft.thinking = thinking
@@ -459,13 +466,12 @@ class CooperativeDecoder:
         backend = participant.backend
         last = state.spans[-1] if state.spans else None
         continuing = last is not None and last.role is participant.role and last.ended_by is None
-        streams = {role: f"{state.sample_id}/{state.attempt}/{role.value}" for role in Role}
-        cut_kwargs = {"stream": streams[participant.role]}
+        cut_kwargs = {"stream": _stream_key(state, participant.role)}
         mode = self.engine.span_requests
         if mode == "fixed" or (mode == "stream" and not isinstance(backend, StreamingBackend)):
             completion = await backend.complete(prompt, max_tokens=min(participant.span_tokens, budget), **common)
             cut = await self._handover_cut(participant, thinking, completion.text, continuing, **cut_kwargs)
-            return self._span_done(participant, state, streams, continuing, completion, cut)
+            return self._span_done(participant, state, continuing, completion, cut)
 
         # The predictor's handover stop strings end most spans at the server (predictors/stops.py).
         stops = tuple(s for s in getattr(participant.predictor, "handover_stops", ()) if s not in think_end)
@@ -476,7 +482,7 @@ class CooperativeDecoder:
             cut = await self._handover_cut(
                 participant, thinking, completion.text, continuing, lookahead=at_word_end, **cut_kwargs
             )
-            return self._span_done(participant, state, streams, continuing, completion, cut)
+            return self._span_done(participant, state, continuing, completion, cut)
 
         found: list[int] = []
         checked_upto = -1
@@ -502,33 +508,33 @@ class CooperativeDecoder:
             prompt, max_tokens=min(self.engine.stream_max_tokens, budget), watch=watch, **common
         )
         if completion.finish_reason == "closed":
-            return self._span_done(participant, state, streams, continuing, completion, found[-1])
+            return self._span_done(participant, state, continuing, completion, found[-1])
         # The last word was never shown to the predictor.
         completion, at_word_end = _with_handover_stop(completion, stops)
         cut = await self._handover_cut(participant, thinking, completion.text, continuing, lookahead=at_word_end, **cut_kwargs)
-        return self._span_done(participant, state, streams, continuing, completion, cut)
+        return self._span_done(participant, state, continuing, completion, cut)
 
     def _span_done(
         self,
         participant: Participant,
         state: SampleCheckpoint,
-        streams: dict[Role, str],
         continuing: bool,
         completion: Completion,
         cut: int | None,
     ) -> tuple[Completion, int | None]:
         """Bookkeeping after a span request: the length of a span that ended (for `stops`' learned
-        request size), and the predictors' readings of a trace whose thinking ended."""
+        request size)."""
         if cut is not None or completion.ended_turn:
             last = state.spans[-1] if continuing else None
             kept = completion.num_tokens if cut is None else participant.backend.count_tokens(completion.text[:cut])
             self._span_lengths[participant.role].append((last.tokens_kept if last else 0) + kept)
-        if completion.ended_turn:
-            for role, key in streams.items():
-                release = getattr(self.participants[role].predictor, "release", None)
-                if release is not None:
-                    release(key)
         return completion, cut
+
+    def _release_streams(self, state: SampleCheckpoint) -> None:
+        for role in Role:
+            release = getattr(self.participants[role].predictor, "release", None)
+            if release is not None:
+                release(_stream_key(state, role))
 
     async def _handover_cut(
         self,
@@ -702,3 +708,8 @@ class SampleRun:
         except StopAsyncIteration:
             return True
         return False
+
+
+def _stream_key(state: SampleCheckpoint, role: Role) -> str:
+    """The name under which a predictor keeps its reading of one model's side of one trace."""
+    return f"{state.sample_id}/{state.attempt}/{role.value}"

@@ -108,6 +108,45 @@ async def test_the_students_closing_span_ends_at_its_first_capability_token():
     assert len(decoder.participants[Role.teacher].backend.prompts) == 2
 
 
+class _StreamReadingLexicon(LexiconPredictor):
+    """A lexicon predictor that keeps per-trace state the way the incremental one does."""
+
+    reads_streams = True
+
+    def __init__(self, phrases, log):
+        super().__init__(phrases)
+        self.log = log
+
+    async def find_boundary(self, context, chunk, target, min_offset=0, *, stream=None, lookahead=False):
+        self.log.append(("read", stream))
+        return await super().find_boundary(context, chunk, target, min_offset)
+
+    def release(self, stream):
+        self.log.append(("release", stream))
+
+
+async def test_predictors_keep_a_traces_reading_until_its_thinking_ends():
+    decoder = _decoder(
+        teacher_replies=[(" we read n numbers.<|end|>", "stop"), FINAL_HEADER],
+        student_replies=[("Okay, so the sum", "length"), (" Hmm, so</think>", "stop"), ("print(1)", "stop")],
+        after_teacher_ends="student_closes",
+    )
+    log = []
+    for role, phrases in ((Role.teacher, TEACHER_STYLE), (Role.student, STUDENT_STYLE)):
+        participant = decoder.participants[role]
+        decoder.participants[role] = Participant(
+            participant.role, participant.backend, participant.chat, participant.span_tokens, participant.sampling,
+            participant.send_seed, predictor=_StreamReadingLexicon(phrases, log),
+        )
+    result = await decoder.generate(REQUEST)
+
+    assert result.ok, result.failure_reason
+    # The teacher's end does not drop the student's reading: the student reads once more, then the
+    # thinking ends and both readings are released once.
+    assert log[-3:] == [("read", "s1/1/student"), ("release", "s1/1/teacher"), ("release", "s1/1/student")]
+    assert [entry for entry in log if entry[0] == "release"] == [("release", "s1/1/teacher"), ("release", "s1/1/student")]
+
+
 async def test_each_model_sees_its_own_template_and_the_shared_trace():
     decoder = _decoder(
         teacher_replies=[(" we add. Thus", "length"), (" done<|end|>", "stop"), FINAL_HEADER],
