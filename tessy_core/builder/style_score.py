@@ -190,16 +190,20 @@ def style_plan(gate: StyleGate, prompt_ids: Sequence[str], sample_ids: Sequence[
 @asynccontextmanager
 async def open_style_scorer(decoder, generation, gate: StyleGate, reference_prompts: set[str],
                             chosen: set[str] | None) -> AsyncIterator[StyleScorer]:
-    """A `StyleScorer` on the shard's open decoder: the student's backend and chat format are the
-    decoder's; the student's predictor is a fresh one (the decoder's reads the traces in flight);
-    references are written by the same participants in `student_only` mode."""
+    """A `StyleScorer` on the shard's open decoder: the student's backend, chat format and boundary
+    predictor are the decoder's (scoring calls name no trace, so they leave the readings of the
+    traces in flight alone); a predictor is loaded only for a mode whose decoder has none. References
+    are written by the same participants in `student_only` mode."""
     from tessy_core.config import Mode
     from tessy_core.engine.loop import CooperativeDecoder
     from tessy_core.engine.records import Role
     from tessy_core.predictors import build_predictor
 
     teacher, student = decoder.participants[Role.teacher], decoder.participants[Role.student]
-    predictor = build_predictor(generation.student_predictor) if generation.student_predictor else None
+    loaded = None
+    if student.predictor is None and generation.student_predictor is not None:
+        loaded = build_predictor(generation.student_predictor)
+    predictor = student.predictor or loaded
     student_only = generation.with_mode(Mode.student_only)
     references = CooperativeDecoder(teacher, student, student_only.engine, student_only.config_hash())
 
@@ -210,5 +214,5 @@ async def open_style_scorer(decoder, generation, gate: StyleGate, reference_prom
         yield StyleScorer(StudentStyle(backend=student.backend, chat_format=student.chat, predictor=predictor),
                           gate, reference_prompts, chosen, write_reference)
     finally:
-        if predictor is not None:
-            await predictor.aclose()
+        if loaded is not None:
+            await loaded.aclose()
