@@ -1,12 +1,11 @@
 """The cooperative decoding engine."""
 
 from tessy_core.engine.factory import open_decoder
-from tessy_core.engine.loop import MODE_PLAN, CooperativeDecoder, Participant, SampleRun
+from tessy_core.engine.loop import CooperativeDecoder, Participant, SampleRun
 from tessy_core.engine.records import Role, SampleCheckpoint, SampleRequest, SampleResult, Span, SpanEnd
 from tessy_core.engine.runner import RunSummary, run_samples, run_samples_lockstep
 
 __all__ = [
-    "MODE_PLAN",
     "CooperativeDecoder",
     "Participant",
     "Role",

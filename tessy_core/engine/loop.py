@@ -23,7 +23,7 @@ from tessy_core.backends.base import (
     StreamingBackend,
 )
 from tessy_core.chat import ChatFormat
-from tessy_core.config import EngineConfig, Mode, SamplingConfig
+from tessy_core.config import EngineConfig, SamplingConfig
 from tessy_core.engine.guards import (
     PromptTally,
     extend_to_word_end,
@@ -45,17 +45,6 @@ from tessy_core.predictors.base import BoundaryPredictor, TokenKind
 
 CheckpointSink = Callable[[SampleCheckpoint], Awaitable[None]]
 
-
-def _compatible_roles(plan: ModePlan) -> tuple[tuple[Role, ...], Role]:
-    # Single-writer modes name their first thinking writer and their last answer writer, so every
-    # model that writes in the mode is in the pair.
-    writers = plan.thinking_roles if plan.interleaved else plan.thinking_roles[:1]
-    return writers, plan.answer_roles[-1]
-
-
-# (thinking writers in turn order, answer writer) per mode, for callers that still read it; the
-# plan itself (`tessy_core.engine.modes.mode_plan`) says more.
-MODE_PLAN: dict[Mode, tuple[tuple[Role, ...], Role]] = {mode: _compatible_roles(mode_plan(mode)) for mode in Mode}
 
 # The kind of token that ends a role's span: the teacher hands over at style, the student at capability.
 HANDOVER_KIND = {Role.teacher: TokenKind.STYLE, Role.student: TokenKind.CAPABILITY}
