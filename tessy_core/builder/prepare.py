@@ -40,8 +40,12 @@ def prepare_build(config: BuildConfig) -> PreparedBuild:
     """Select prompts and plan the build, or pick up the unfinished build of this same config.
 
     Registers the models and predictors first, so a name clash in the catalog fails the build
-    before any generation. Marks the build running and its samples pending.
+    before any generation, as does an output format no version store is registered for. Marks the
+    build running and its samples pending.
     """
+    from tessy_core.publish.store import version_store
+
+    version_store(config.output)  # an unknown `output.format` fails here, not after generating
     catalog = open_catalog(config)
     identity = config.identity()
     identity_hash = config_hash(identity)

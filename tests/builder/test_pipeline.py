@@ -103,6 +103,15 @@ def test_a_build_publishes_through_the_version_store_its_output_names(tmp_path, 
     assert again.version == result.version and calls[2:] == [("find_build", "tiny")]
 
 
+def test_an_unknown_output_format_fails_the_build_before_anything_is_generated(tmp_path, ending_models):
+    seed_catalog(tmp_path, 2)
+    config = build_config(tmp_path, ending_models)
+    config = config.model_copy(update={"output": config.output.model_copy(update={"format": "lakehouse"})})
+    with pytest.raises(ValueError, match="unknown dataset format 'lakehouse'; known: hf-parquet"):
+        pipeline.prepare_build(config)
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
+
+
 def test_the_run_that_resumes_a_killed_build_aborts_the_killed_runs_lineage(tmp_path, ending_models):
     seed_catalog(tmp_path, 2)
     config = build_config(tmp_path, ending_models)
