@@ -51,6 +51,9 @@ class ReplicaCounters:
     failovers: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Wall seconds from sending a request to its reply's end, summed (the client's view of the
+    # servers' `vllm:e2e_request_latency_seconds`).
+    request_seconds: float = 0.0
 
 
 @dataclass(eq=False)
@@ -153,10 +156,12 @@ class ReplicaSet:
         """Counts one request on `replica` while it is in flight."""
         replica.counters.requests += 1
         replica.in_flight += 1
+        started = time.perf_counter()
         try:
             yield
         finally:
             replica.in_flight -= 1
+            replica.counters.request_seconds += time.perf_counter() - started
 
     def record_success(self, replica: Replica, *, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         replica.counters.prompt_tokens += prompt_tokens

@@ -10,7 +10,12 @@ Counters read (vLLM 0.32, V1 engine; summed over every label set and replica):
 - `vllm:prompt_tokens_total`: prompt tokens of the requests it admitted;
 - `vllm:prompt_tokens_cached_total` (older servers: `vllm:prefix_cache_hits_total`): of those, the
   tokens served from the prefix cache;
-- `vllm:generation_tokens_total`: tokens it decoded, whether anybody read them or not.
+- `vllm:generation_tokens_total`: tokens it decoded, whether anybody read them or not;
+- the sums of its per-request time histograms (`vllm:e2e_request_latency_seconds` and its queue,
+  prefill and decode parts): the time requests spent inside the server, to set beside the time the
+  client waited for them;
+- `vllm:iteration_tokens_total` (a histogram of tokens per engine step): its count is the number of
+  engine steps, its sum over the count the mean batch the engine ran.
 """
 
 from __future__ import annotations
@@ -55,6 +60,11 @@ class ServerCounters:
     prompt_tokens: float = 0.0
     prompt_tokens_cached: float = 0.0
     generation_tokens: float = 0.0
+    # Seconds requests spent in the server, summed over requests: "request" (arrival to finish),
+    # and its parts "queue", "prefill" and "decode".
+    seconds: dict[str, float] = field(default_factory=dict)
+    engine_steps: float = 0.0
+    engine_step_tokens: float = 0.0
     # Endpoints that did not answer /metrics: their share is missing from the figures above.
     unreadable: list[str] = field(default_factory=list)
 
@@ -75,33 +85,39 @@ class ServerCounters:
                 cached_new += value
             elif name == "vllm:prefix_cache_hits_total":
                 cached_old += value
+            elif name in _SECONDS:
+                part = _SECONDS[name]
+                counters.seconds[part] = counters.seconds.get(part, 0.0) + value
+            elif name == "vllm:iteration_tokens_total_count":
+                counters.engine_steps += value
+            elif name == "vllm:iteration_tokens_total_sum":
+                counters.engine_step_tokens += value
         counters.prompt_tokens_cached = cached_new or cached_old
         return counters
 
     def __add__(self, other: "ServerCounters") -> "ServerCounters":
-        reasons = dict(self.requests_by_reason)
-        for reason, value in other.requests_by_reason.items():
-            reasons[reason] = reasons.get(reason, 0.0) + value
         return ServerCounters(
             self.requests + other.requests,
-            reasons,
+            _combine(self.requests_by_reason, other.requests_by_reason, 1),
             self.prompt_tokens + other.prompt_tokens,
             self.prompt_tokens_cached + other.prompt_tokens_cached,
             self.generation_tokens + other.generation_tokens,
+            _combine(self.seconds, other.seconds, 1),
+            self.engine_steps + other.engine_steps,
+            self.engine_step_tokens + other.engine_step_tokens,
             self.unreadable + other.unreadable,
         )
 
     def __sub__(self, before: "ServerCounters") -> "ServerCounters":
-        reasons = {
-            reason: value - before.requests_by_reason.get(reason, 0.0)
-            for reason, value in self.requests_by_reason.items()
-        }
         return ServerCounters(
             self.requests - before.requests,
-            {reason: value for reason, value in reasons.items() if value},
+            _combine(self.requests_by_reason, before.requests_by_reason, -1),
             self.prompt_tokens - before.prompt_tokens,
             self.prompt_tokens_cached - before.prompt_tokens_cached,
             self.generation_tokens - before.generation_tokens,
+            _combine(self.seconds, before.seconds, -1),
+            self.engine_steps - before.engine_steps,
+            self.engine_step_tokens - before.engine_step_tokens,
             sorted(set(self.unreadable) | set(before.unreadable)),
         )
 
@@ -112,6 +128,11 @@ class ServerCounters:
             "prompt_tokens": _int(self.prompt_tokens),
             "prompt_tokens_cached": _int(self.prompt_tokens_cached),
             "generation_tokens": _int(self.generation_tokens),
+            "seconds_in_server": {part: round(v, 3) for part, v in sorted(self.seconds.items())},
+            "engine_steps": _int(self.engine_steps),
+            "mean_tokens_per_engine_step": (
+                round(self.engine_step_tokens / self.engine_steps, 2) if self.engine_steps else None
+            ),
             "unreadable_endpoints": list(self.unreadable),
         }
 
@@ -166,6 +187,22 @@ async def settle(endpoints: dict[str, Sequence[str]], *, quiet_s: float = 0.5, m
         if same or loop.time() > deadline:
             return current
         previous = current
+
+
+_SECONDS = {
+    "vllm:e2e_request_latency_seconds_sum": "request",
+    "vllm:request_queue_time_seconds_sum": "queue",
+    "vllm:request_prefill_time_seconds_sum": "prefill",
+    "vllm:request_decode_time_seconds_sum": "decode",
+}
+
+
+def _combine(a: dict[str, float], b: dict[str, float], sign: int) -> dict[str, float]:
+    """`a + sign * b` key by key; keys that come to zero are left out."""
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = out.get(key, 0.0) + sign * value
+    return {key: value for key, value in out.items() if value}
 
 
 def _int(value: float) -> int | float:

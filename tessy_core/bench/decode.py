@@ -92,8 +92,9 @@ def served_endpoints(config: GenerationConfig) -> dict[str, list[str]]:
 
 async def run_mode(
     config: GenerationConfig, mode: BenchMode, requests: Sequence[SampleRequest], settings: DecodeBenchSettings
-) -> tuple[RunSummary, list[SampleResult], dict]:
-    """One mode over `requests`: the engine's summary, the samples, and its predictors' figures."""
+) -> tuple[RunSummary, list[SampleResult], dict, dict]:
+    """One mode over `requests`: the engine's summary, the samples, its predictors' figures, and
+    the seconds the client waited on each model's requests."""
     config = mode_config(config, mode, settings)
     hash_ = config.config_hash()
     batch = [
@@ -102,6 +103,7 @@ async def run_mode(
     ]
     results: list[SampleResult] = []
     predictors: dict = {}
+    waited: dict[str, float] = {}
     async with open_decoder(config) as decoder:
         if mode == "lockstep_standin":
             summary = await run_samples_lockstep(decoder, batch, pool_size=settings.concurrency, on_result=results.append)
@@ -111,7 +113,19 @@ async def run_mode(
             stats = getattr(participant.predictor, "stats", None)
             if callable(stats):
                 predictors[role.value] = stats()
-    return summary, results, predictors
+            seconds = client_request_seconds(participant.backend)
+            if seconds is not None:
+                waited[role.value] = seconds
+    return summary, results, predictors, waited
+
+
+def client_request_seconds(backend) -> float | None:
+    """Seconds the client waited on the backend's requests, summed (HTTP backends only)."""
+    stats = getattr(backend, "stats", None)
+    if not callable(stats):
+        return None
+    replicas = stats().get("replicas") or {}
+    return sum(r.get("request_seconds", 0.0) for r in replicas.values()) if replicas else None
 
 
 def mode_figures(summary: RunSummary, results: list[SampleResult], predictors: dict | None = None) -> dict:
@@ -151,9 +165,11 @@ def mode_figures(summary: RunSummary, results: list[SampleResult], predictors: d
     return figures
 
 
-def server_figures(figures: dict, counters: dict) -> None:
+def server_figures(figures: dict, counters: dict, client_request_s: dict[str, float] | None = None) -> None:
     """Add the servers' own counters (per model, this mode's window) and how the engine's figures
-    compare with them to a mode's `figures`."""
+    compare with them to a mode's `figures`. `client_request_s` ({model: seconds the client waited
+    on its requests}) is set beside the seconds those requests spent in the server: the gap is
+    time on the wire and in HTTP handling, which no server counter sees."""
     figures["servers"] = {model: c.to_record() for model, c in counters.items()}
     agreement = {}
     for model, c in counters.items():
@@ -166,6 +182,11 @@ def server_figures(figures: dict, counters: dict) -> None:
             "engine_requests": req,
             "server_requests": int(c.requests),
         }
+        waited, inside = (client_request_s or {}).get(model), c.seconds.get("request")
+        if waited is not None and inside is not None and c.requests:
+            agreement[model]["client_request_s"] = round(waited, 3)
+            agreement[model]["server_request_s"] = round(inside, 3)
+            agreement[model]["outside_server_ms_per_request"] = round(1000 * (waited - inside) / c.requests, 2)
     figures["accounting"] = agreement
     server_generated = sum(c.generation_tokens for c in counters.values())
     kept = figures["output_tokens"]
@@ -238,11 +259,11 @@ async def run_decode_bench(
     for mode in settings.modes:
         before = await settle(endpoints) if endpoints else None
         started = time.perf_counter()
-        summary, results, predictors = await run_mode(config, mode, requests, settings)
+        summary, results, predictors, waited = await run_mode(config, mode, requests, settings)
         figures[mode] = mode_figures(summary, results, predictors)
         if before is not None:
             after = await settle(endpoints)
-            server_figures(figures[mode], {model: after[model] - before[model] for model in endpoints})
+            server_figures(figures[mode], {model: after[model] - before[model] for model in endpoints}, waited)
             figures[mode]["settle_s"] = round(time.perf_counter() - started - summary.wall_s, 2)
         if on_mode is not None:
             on_mode(mode, figures[mode])

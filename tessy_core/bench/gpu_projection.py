@@ -38,6 +38,7 @@ import json
 import math
 import random
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -265,6 +266,24 @@ class SimulatedReplica:
         }
 
 
+def _pool_figures(pool: Sequence[SimulatedReplica], wall_s: float) -> dict:
+    """One model's replicas' figures added up (busy share and mean batch: their means)."""
+    each = [replica.figures(wall_s) for replica in pool]
+    total = {key: sum(f[key] for f in each) for key in (
+        "gpus", "requests", "prompt_tokens", "prompt_tokens_cached", "generation_tokens", "decode_steps",
+        "generation_tokens_per_s",
+    )}
+    steps = sum(r.steps for r in pool)
+    return {
+        "model": pool[0].model.name,
+        "replicas": len(pool),
+        **total,
+        "mean_batch": round(sum(r.batch_token_sum for r in pool) / steps, 1) if steps else 0.0,
+        "busy_share": round(sum(f["busy_share"] for f in each) / len(each), 3),
+        "busy_share_max": max(f["busy_share"] for f in each),
+    }
+
+
 async def _notify(sequence: _Sequence, delay_s: float) -> None:
     """A streamed token reaches the client (after its share of the API process)."""
     if delay_s:
@@ -318,10 +337,10 @@ class _SampleScript:
 class SimulatedBackend:
     """A `Backend` (and `StreamingBackend`) of one model served by simulated replicas."""
 
-    def __init__(self, role: str, replica: SimulatedReplica, tokenizer, pools: TextPools, profile: TraceProfile,
-                 think_end: str = "</think>", answer_open: str = "\n</think>\n\n"):
+    def __init__(self, role: str, replicas: Sequence[SimulatedReplica], tokenizer, pools: TextPools,
+                 profile: TraceProfile, think_end: str = "</think>", answer_open: str = "\n</think>\n\n"):
         self.role = role
-        self.replica = replica
+        self.replicas = list(replicas)
         self.tokenizer = tokenizer
         self.pools = pools
         self.profile = profile
@@ -331,7 +350,13 @@ class SimulatedBackend:
 
     @property
     def model_id(self) -> str:
-        return f"simulated:{self.replica.model.name}"
+        return f"simulated:{self.replicas[0].model.name}"
+
+    def replica_for(self, affinity_key: str | None) -> SimulatedReplica:
+        """The replica a sample's requests go to: all of one sample's to one replica (the HTTP
+        backend pins them the same way, for the prefix cache)."""
+        sample = (affinity_key or "anonymous").rsplit("/", 1)[0]
+        return self.replicas[zlib.crc32(sample.encode()) % len(self.replicas)]
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False)) if text else 0
@@ -398,12 +423,13 @@ class SimulatedBackend:
     async def _generate(self, prompt, max_tokens, stop, affinity_key, watch) -> Completion:
         tokens, eos = self._continuation(prompt, affinity_key or "anonymous", max_tokens)
         prompt_tokens = self.profile.problem_tokens + int(len(prompt) / 3.6)
-        cached = self.replica.cached_prefix(affinity_key, prompt, prompt_tokens, lambda t: int(len(t) / 3.6))
-        self.replica.prompt_tokens += prompt_tokens
-        self.replica.cached_prompt_tokens += cached
+        replica = self.replica_for(affinity_key)
+        cached = replica.cached_prefix(affinity_key, prompt, prompt_tokens, lambda t: int(len(t) / 3.6))
+        replica.prompt_tokens += prompt_tokens
+        replica.cached_prompt_tokens += cached
         sequence = _Sequence(tokens, max_tokens, tuple(stop), prompt_tokens, prompt_tokens - cached,
                              stream=watch is not None, watch=watch, eos=eos)
-        await self.replica.generate(sequence)
+        await replica.generate(sequence)
         if sequence.finish_reason == "closed":
             return Completion(sequence.text, sequence.written, "closed")
         return Completion(sequence.text, sequence.written, sequence.finish_reason or "length", sequence.stop_string)
@@ -432,6 +458,9 @@ class ProjectionSettings(BaseModel):
     prompts_to_project: int = Field(80_000, ge=1)
     teacher: ReplicaModel = TEACHER_GPU
     student: ReplicaModel = STUDENT_GPU
+    # Replicas of each model serving the samples in flight (a sample's requests stay on one).
+    teacher_replicas: int = Field(1, ge=1)
+    student_replicas: int = Field(1, ge=1)
     profile: TraceProfile = TraceProfile()
 
 
@@ -465,7 +494,10 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
     from tessy_core.engine.runner import run_samples, run_samples_lockstep
     from tessy_core.predictors.learned import LearnedPredictor
 
-    replicas = {"teacher": SimulatedReplica(settings.teacher), "student": SimulatedReplica(settings.student)}
+    replicas = {
+        "teacher": [SimulatedReplica(settings.teacher) for _ in range(settings.teacher_replicas)],
+        "student": [SimulatedReplica(settings.student) for _ in range(settings.student_replicas)],
+    }
     backends = {
         role: SimulatedBackend(role, replicas[role], tokenizers[role], pools, settings.profile) for role in replicas
     }
@@ -499,11 +531,11 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
         "output_tokens": kept,
         "requests": sum(m["requests"] for m in record["models"].values()),
         "models": record["models"],
-        "replicas": {role: r.figures(virtual_s) for role, r in replicas.items()},
+        "replicas": {role: _pool_figures(pool, virtual_s) for role, pool in replicas.items()},
         "s_per_1k_output_tokens": round(1000 * virtual_s / kept, 3) if kept else None,
         "simulation_cpu_s": round(time.process_time() - cpu_started, 1),
     }
-    generated = sum(r.generation_tokens for r in replicas.values())
+    generated = sum(r.generation_tokens for pool in replicas.values() for r in pool)
     figures["server_tokens_per_kept_token"] = round(generated / kept, 3) if kept else None
     if ok:
         figures["thinking_tokens_mean"] = round(sum(sum(s.tokens_kept for s in r.spans) for r in ok) / len(ok))
@@ -513,19 +545,23 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
     if predictors:
         cpu = sum(p.stats()["cpu_s"] for p in predictors.values())
         figures["predictor_cpu_s_per_1k_output_tokens"] = round(1000 * cpu / kept, 4) if kept else None
-    # GPU-hours for the projected build at this mode's pace on one teacher + one student replica;
-    # "balanced": the student GPUs counted only for the share of time they are busy (student
-    # replicas shared by several teacher replicas), an approximation.
-    gpus = settings.teacher.gpus + settings.student.gpus
+    # GPU-hours for the projected build at this mode's pace, counting the GPUs the mode uses (a
+    # single-model mode leaves the other model's replicas out); "balanced": student GPUs counted
+    # only for the share of time they are busy (student replicas shared by several teacher
+    # replicas), an approximation.
+    teacher_gpus = settings.teacher.gpus * settings.teacher_replicas
+    student_gpus = settings.student.gpus * settings.student_replicas
+    used = {"teacher_only": (teacher_gpus, 0), "student_only": (0, student_gpus)}.get(mode, (teacher_gpus, student_gpus))
+    gpus = sum(used)
     if summary.samples_ok:
         hours = settings.prompts_to_project * virtual_s / summary.samples_ok / 3600
         student_busy = figures["replicas"]["student"]["busy_share"]
         figures["projected"] = {
             "prompts": settings.prompts_to_project,
-            "replica_pair_hours": round(hours, 1),
+            "deployment_hours": round(hours, 1),
+            "gpus": gpus,
             "gpu_hours": round(hours * gpus),
-            "gpu_hours_balanced": round(hours * (settings.teacher.gpus + settings.student.gpus * student_busy)),
-            "gpus_per_replica_pair": gpus,
+            "gpu_hours_balanced": round(hours * (used[0] + used[1] * student_busy)),
             "output_tokens_per_gpu_s": round(kept / virtual_s / gpus, 1) if virtual_s else None,
         }
     return figures
@@ -548,12 +584,20 @@ def run_projection(world_root: str | Path, settings: ProjectionSettings = Projec
         x, y = figures.get(a, {}).get("s_per_1k_output_tokens"), figures.get(b, {}).get("s_per_1k_output_tokens")
         return round(x / y, 3) if x and y else None
 
+    def gpu_hours_ratio(a: str, b: str) -> float | None:
+        x = figures.get(a, {}).get("projected", {}).get("gpu_hours")
+        y = figures.get(b, {}).get("projected", {}).get("gpu_hours")
+        return round(x / y, 3) if x and y else None
+
     return {
         "projection": "a model of GPU vLLM replicas on a virtual clock, not a measurement (docs/sizing.md)",
         "settings": settings.model_dump(mode="json"),
         "modes": figures,
         "ratios": {
+            # Time per output token on the same deployment (teacher_only leaves its student GPUs idle).
             "tessy_vs_teacher_only": ratio("tessy", "teacher_only"),
+            # GPU-hours of the projected build, each mode counting only the GPUs it uses.
+            "tessy_vs_teacher_only_gpu_hours": gpu_hours_ratio("tessy", "teacher_only"),
             "lockstep_vs_tessy": ratio("lockstep_standin", "tessy"),
             "tessy_stream_vs_tessy": ratio("tessy_stream", "tessy"),
             "targets": {"tessy_vs_teacher_only_max": 1.3, "lockstep_vs_tessy_min": 1.5},

@@ -48,8 +48,8 @@ class WorkerRecord(BaseModel):
         return cls.model_validate(json.loads(path.read_text()))
 
 
-def launch(spec: ServerSpec, log_path: Path) -> tuple[subprocess.Popen, WorkerRecord]:
-    """Start `spec` detached, output to `log_path` (truncated)."""
+def launch(spec: ServerSpec, log_path: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, WorkerRecord]:
+    """Start `spec` detached, output to `log_path` (truncated); `env` is set under the spec's own."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     cmdline = spec.command()
     with log_path.open("wb") as log:
@@ -58,7 +58,7 @@ def launch(spec: ServerSpec, log_path: Path) -> tuple[subprocess.Popen, WorkerRe
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **spec.environment()},
+            env={**os.environ, **(env or {}), **spec.environment()},
             start_new_session=True,
         )
     record = WorkerRecord(

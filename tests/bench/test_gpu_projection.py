@@ -79,7 +79,7 @@ def tiny_world(tiny_models, tmp_path_factory):
 
 def test_a_projection_runs_the_real_engine_on_the_latency_model(tiny_world):
     settings = ProjectionSettings(
-        samples=3, concurrency=3, modes=("tessy", "teacher_only", "lockstep_standin"),
+        samples=3, concurrency=3, modes=("tessy", "teacher_only", "lockstep_standin"), student_replicas=2,
         profile=TraceProfile(thinking_tokens_mean=200, thinking_tokens_sigma=0.0, answer_tokens_min=40, answer_tokens_max=60),
     )
     result = run_projection(tiny_world, settings)
@@ -92,3 +92,17 @@ def test_a_projection_runs_the_real_engine_on_the_latency_model(tiny_world):
     assert result["modes"]["teacher_only"]["replicas"]["student"]["requests"] == 0
     assert result["modes"]["tessy"]["replicas"]["student"]["requests"] > 0
     assert result["ratios"]["tessy_vs_teacher_only"] > 0 and result["ratios"]["lockstep_vs_tessy"] > 0
+    # GPU-hours count the GPUs a mode uses: teacher_only leaves the two student replicas out.
+    assert result["modes"]["teacher_only"]["projected"]["gpus"] == 4
+    assert result["modes"]["tessy"]["projected"]["gpus"] == 4 + 2
+    assert result["modes"]["tessy"]["replicas"]["student"]["replicas"] == 2
+    assert result["ratios"]["tessy_vs_teacher_only_gpu_hours"] > 0
+
+
+def test_a_samples_requests_stay_on_one_replica_and_samples_spread_over_replicas():
+    from tessy_core.bench.gpu_projection import SimulatedBackend
+
+    pool = [SimulatedReplica(MODEL) for _ in range(3)]
+    backend = SimulatedBackend("student", pool, tokenizer=None, pools=None, profile=TraceProfile())
+    assert backend.replica_for("s1/a0/student") is backend.replica_for("s1/a0/teacher")
+    assert len({id(backend.replica_for(f"s{i}/a0/student")) for i in range(30)}) == 3

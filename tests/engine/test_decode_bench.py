@@ -64,6 +64,12 @@ vllm:prompt_tokens_cached_total{engine="0",model_name="t"} 800.0
 vllm:prefix_cache_hits_total{engine="0",model_name="t"} 800.0
 vllm:generation_tokens_total{engine="0",model_name="t"} 345.0
 vllm:generation_tokens_created 1.7e9
+vllm:e2e_request_latency_seconds_sum{engine="0",model_name="t"} 4.5
+vllm:e2e_request_latency_seconds_count{engine="0",model_name="t"} 10.0
+vllm:request_queue_time_seconds_sum{engine="0",model_name="t"} 0.5
+vllm:request_decode_time_seconds_sum{engine="0",model_name="t"} 3.5
+vllm:iteration_tokens_total_sum{engine="0",model_name="t"} 1545.0
+vllm:iteration_tokens_total_count{engine="0",model_name="t"} 100.0
 """
 
 
@@ -74,15 +80,21 @@ def test_server_counters_are_read_from_vllm_metrics_and_differenced():
     after = ServerCounters.from_samples(parse_prometheus(METRICS.replace("345.0", "445.0").replace(" 7.0", " 12.0")))
     window = after - before
     assert window.requests == 5 and window.requests_by_reason == {"stop": 5} and window.generation_tokens == 100
+    assert before.seconds == {"request": 4.5, "queue": 0.5, "decode": 3.5}
+    assert before.to_record()["mean_tokens_per_engine_step"] == 15.45
     # Two replicas of one model add up.
     assert (before + before).generation_tokens == 690
+    assert (before + before).seconds["request"] == 9.0 and (before + before).engine_steps == 200
     assert metrics_url("http://h:8000/v1/") == "http://h:8000/metrics"
 
 
 def test_server_figures_compare_the_engines_accounting_with_the_servers():
     figures = {"models": {"teacher": {"tokens_generated": 95, "requests": 5}}, "output_tokens": 80, "tokens_generated": 95}
     window = ServerCounters(requests=5, requests_by_reason={"stop": 5}, generation_tokens=100)
-    server_figures(figures, {"teacher": window})
+    window.seconds = {"request": 2.0}
+    server_figures(figures, {"teacher": window}, {"teacher": 2.5})
     assert figures["accounting"]["teacher"]["tokens_error"] == -0.05
+    # 0.5 s the client waited beyond the servers' own time, over 5 requests.
+    assert figures["accounting"]["teacher"]["outside_server_ms_per_request"] == 100.0
     assert figures["server_tokens_per_kept_token"] == 1.25 and figures["engine_tokens_per_kept_token"] == 1.188
     assert figures["servers"]["teacher"]["requests_by_finish_reason"] == {"stop": 5}
