@@ -21,6 +21,7 @@ requests, prompt tokens, cached prompt tokens and tokens decoded, beside the eng
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -90,11 +91,23 @@ def served_endpoints(config: GenerationConfig) -> dict[str, list[str]]:
     }
 
 
+@dataclass
+class ModeRun:
+    """What one mode's run left: the engine's summary, the samples, its predictors' figures, and
+    the client's side: seconds waited on each model's requests, and CPU seconds of the event loop's
+    thread (the engine's own bookkeeping: a busy loop delays every reply it has not read yet)."""
+
+    summary: RunSummary
+    results: list[SampleResult]
+    predictors: dict
+    client_request_s: dict[str, float]
+    client_loop_cpu_s: float
+
+
 async def run_mode(
     config: GenerationConfig, mode: BenchMode, requests: Sequence[SampleRequest], settings: DecodeBenchSettings
-) -> tuple[RunSummary, list[SampleResult], dict, dict]:
-    """One mode over `requests`: the engine's summary, the samples, its predictors' figures, and
-    the seconds the client waited on each model's requests."""
+) -> ModeRun:
+    """One mode over `requests`."""
     config = mode_config(config, mode, settings)
     hash_ = config.config_hash()
     batch = [
@@ -105,10 +118,12 @@ async def run_mode(
     predictors: dict = {}
     waited: dict[str, float] = {}
     async with open_decoder(config) as decoder:
+        loop_cpu = time.thread_time()
         if mode == "lockstep_standin":
             summary = await run_samples_lockstep(decoder, batch, pool_size=settings.concurrency, on_result=results.append)
         else:
             summary = await run_samples(decoder, batch, concurrency=settings.concurrency, on_result=results.append)
+        loop_cpu = time.thread_time() - loop_cpu
         for role, participant in decoder.participants.items():
             stats = getattr(participant.predictor, "stats", None)
             if callable(stats):
@@ -116,7 +131,7 @@ async def run_mode(
             seconds = client_request_seconds(participant.backend)
             if seconds is not None:
                 waited[role.value] = seconds
-    return summary, results, predictors, waited
+    return ModeRun(summary, results, predictors, waited, loop_cpu)
 
 
 def client_request_seconds(backend) -> float | None:
@@ -259,12 +274,14 @@ async def run_decode_bench(
     for mode in settings.modes:
         before = await settle(endpoints) if endpoints else None
         started = time.perf_counter()
-        summary, results, predictors, waited = await run_mode(config, mode, requests, settings)
-        figures[mode] = mode_figures(summary, results, predictors)
+        run = await run_mode(config, mode, requests, settings)
+        figures[mode] = mode_figures(run.summary, run.results, run.predictors)
+        figures[mode]["client_loop_cpu_s"] = round(run.client_loop_cpu_s, 2)
+        figures[mode]["client_loop_busy_share"] = round(run.client_loop_cpu_s / run.summary.wall_s, 3) if run.summary.wall_s else None
         if before is not None:
             after = await settle(endpoints)
-            server_figures(figures[mode], {model: after[model] - before[model] for model in endpoints}, waited)
-            figures[mode]["settle_s"] = round(time.perf_counter() - started - summary.wall_s, 2)
+            server_figures(figures[mode], {m: after[m] - before[m] for m in endpoints}, run.client_request_s)
+            figures[mode]["settle_s"] = round(time.perf_counter() - started - run.summary.wall_s, 2)
         if on_mode is not None:
             on_mode(mode, figures[mode])
     return {

@@ -109,24 +109,24 @@ class WorkersConfig(_Strict):
             raise ValueError(f"server host:port pairs must be unique: {addresses}")
         return self
 
-    def cpu_binding(self, spec: ServerSpec, cores: Sequence[int] | None = None) -> dict[str, str]:
-        """Which cores a CPU server's compute threads are pinned to, as an environment entry.
+    def cpu_cores(self, spec: ServerSpec, cores: Sequence[int] | None = None) -> list[int] | None:
+        """The cores a CPU server runs on, or None to leave its placement to vLLM and the OS.
 
-        vLLM's own choice ("auto") pins every CPU server to the same first cores of the machine, so
-        several servers on one machine queue on one core while the others idle. With several CPU
-        servers the usable cores (`cores`, default: this process's affinity) are split between
-        them, a contiguous share each; with more servers than cores each gets one core, in turn
-        (unpinned, each server would run as many threads as there are cores, and they would
-        contend: slower again on the 2-core machine this was measured on, docs/sizing.md §9).
+        vLLM's own choice ("auto") pins every CPU server's compute threads to the same first cores
+        of the machine, so several servers on one machine queue on one core while the others idle.
+        With several CPU servers the usable cores (`cores`, default: this process's affinity) are
+        split between them, a contiguous share each; with more servers than cores each gets one
+        core, in turn (unpinned, each server would run as many threads as there are cores, and they
+        would contend: slower again on the 2-core machine this was measured on, docs/sizing.md §9).
         A single server, or a binding named in the server's `env` or in the launching environment,
         is left as it is.
         """
         shared = [s for s in self.servers if s.flavor == "cpu" and OMP_BIND not in s.env]
         if spec not in shared or len(shared) < 2 or OMP_BIND in os.environ:
-            return {}
+            return None
         cores = sorted(os.sched_getaffinity(0) if cores is None else cores)
         index = shared.index(spec)
         if len(shared) > len(cores):
-            return {OMP_BIND: str(cores[index % len(cores)])}
+            return [cores[index % len(cores)]]
         share = len(cores) // len(shared)
-        return {OMP_BIND: ",".join(str(c) for c in cores[index * share : (index + 1) * share])}
+        return cores[index * share : (index + 1) * share]

@@ -113,7 +113,7 @@ class WorkerPool:
     def _launch(self, spec: ServerSpec) -> None:
         if not port_is_free(spec.host, spec.port):
             raise WorkerStartError({spec.name: f"port {spec.host}:{spec.port} is already in use"})
-        process, record = launch(spec, self._log_path(spec), self.config.cpu_binding(spec))
+        process, record = launch(spec, self._log_path(spec), self.config.cpu_cores(spec))
         self._children[spec.name] = process
         record.save(self._state_path(spec))
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 from pydantic import BaseModel, ConfigDict
 
-from tessy_core.workers.config import ServerSpec
+from tessy_core.workers.config import OMP_BIND, ServerSpec
 
 
 
@@ -48,8 +48,10 @@ class WorkerRecord(BaseModel):
         return cls.model_validate(json.loads(path.read_text()))
 
 
-def launch(spec: ServerSpec, log_path: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, WorkerRecord]:
-    """Start `spec` detached, output to `log_path` (truncated); `env` is set under the spec's own."""
+def launch(spec: ServerSpec, log_path: Path, cores: list[int] | None = None) -> tuple[subprocess.Popen, WorkerRecord]:
+    """Start `spec` detached, output to `log_path` (truncated). `cores`: the CPU cores the server
+    runs on, its compute threads and every process it starts (`WorkersConfig.cpu_cores`)."""
+    env = {OMP_BIND: ",".join(map(str, cores))} if cores else {}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     cmdline = spec.command()
     with log_path.open("wb") as log:
@@ -58,9 +60,12 @@ def launch(spec: ServerSpec, log_path: Path, env: dict[str, str] | None = None) 
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {}), **spec.environment()},
+            env={**os.environ, **env, **spec.environment()},
             start_new_session=True,
         )
+    if cores:
+        # Before the server starts its engine processes (seconds later), which inherit it.
+        os.sched_setaffinity(process.pid, cores)
     record = WorkerRecord(
         name=spec.name,
         pid=process.pid,

@@ -20,22 +20,21 @@ def _no_binding_in_the_environment(monkeypatch):
 
 def test_several_cpu_servers_get_disjoint_cores():
     config = _config("teacher", "student")
-    assert [config.cpu_binding(s, cores=[0, 1]) for s in config.servers] == [{OMP_BIND: "0"}, {OMP_BIND: "1"}]
-    assert [config.cpu_binding(s, cores=range(8)) for s in config.servers] == [
-        {OMP_BIND: "0,1,2,3"}, {OMP_BIND: "4,5,6,7"},
-    ]
+    assert [config.cpu_cores(s, cores=[0, 1]) for s in config.servers] == [[0], [1]]
+    assert [config.cpu_cores(s, cores=range(8)) for s in config.servers] == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
 
 def test_more_servers_than_cores_take_one_core_each_in_turn_and_one_server_keeps_vllms_choice():
     three = _config("a", "b", "c")
-    assert [three.cpu_binding(s, cores=[0, 1])[OMP_BIND] for s in three.servers] == ["0", "1", "0"]
+    assert [three.cpu_cores(s, cores=[0, 1]) for s in three.servers] == [[0], [1], [0]]
     one = _config("only")
-    assert one.cpu_binding(one.servers[0], cores=[0, 1]) == {}
+    assert one.cpu_cores(one.servers[0], cores=[0, 1]) is None
 
 
 def test_a_binding_the_user_named_is_kept(monkeypatch):
     config = _config("teacher", "student", teacher={OMP_BIND: "1"})
     # The named one is left alone, and the other is the only server left to place.
-    assert [config.cpu_binding(s, cores=[0, 1]) for s in config.servers] == [{}, {}]
+    assert [config.cpu_cores(s, cores=[0, 1]) for s in config.servers] == [None, None]
     monkeypatch.setenv(OMP_BIND, "nobind")
-    assert _config("a", "b").cpu_binding(_config("a", "b").servers[0], cores=[0, 1]) == {}
+    pair = _config("a", "b")
+    assert pair.cpu_cores(pair.servers[0], cores=[0, 1]) is None

@@ -160,6 +160,11 @@ def test_bench_decode_reports_every_mode_the_servers_counters_and_the_ratios(wor
         for model, row in figures["accounting"].items():
             assert row["engine_requests"] == row["server_requests"], (mode, model, row)
             assert row["tokens_error"] is None or abs(row["tokens_error"]) <= 0.05, (mode, model, row)
+            if row["server_requests"]:
+                # The client waited at least as long as its requests spent inside the server.
+                assert row["client_request_s"] >= row["server_request_s"] > 0, (mode, model, row)
+                assert servers[model]["engine_steps"] > 0, (mode, model)
+        assert 0 < figures["client_loop_cpu_s"] and 0 < figures["client_loop_busy_share"] <= 1.05, (mode, figures)
     assert result["modes"]["lockstep_standin"]["rounds"] > 0
     # Spans requested whole (one request each, the server ends them) need fewer requests per output
     # token than k-token requests for the same kind of text.
