@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from tessy_core.catalog import PromptRecord
 from tessy_core.config import FAMILY_MARKERS, ModelFamily
