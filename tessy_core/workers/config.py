@@ -113,8 +113,9 @@ class WorkersConfig(_Strict):
         """The cores a CPU server runs on, or None to leave its placement to vLLM and the OS.
 
         vLLM's own choice ("auto") pins every CPU server's compute threads to the same first cores
-        of the machine, so several servers on one machine queue on one core while the others idle.
-        With several CPU servers the usable cores (`cores`, default: this process's affinity) are
+        of the machine and lets its API server and engine-core processes (which spin while they
+        wait on each other) run anywhere, so several servers on one machine queue on one core
+        while their spinning takes the others. With several CPU servers the usable cores (`cores`, default: this process's affinity) are
         split between them, a contiguous share each; with more servers than cores each gets one
         core, in turn (unpinned, each server would run as many threads as there are cores, and they
         would contend: slower again on the 2-core machine this was measured on, docs/sizing.md §9).
