@@ -18,6 +18,9 @@ The replica model (per replica; every number is a parameter, defaults in `Replic
 - per-request overhead: `request_overhead_ms` of the server's single API process per request
   (admission, tokenizing, detokenizing, the HTTP reply), served one at a time; streamed requests
   add `stream_token_overhead_ms` per token sent;
+- the client: one build process's event loop spends `client_request_ms` of CPU per request (HTTP,
+  token counting, the predictors' bookkeeping), one request at a time, so a process with many
+  samples in flight can become the bottleneck;
 - stop strings end a sequence at the server as vLLM does (the text stops before the string; its
   tokens were decoded); a closed stream stops decoding at the next step.
 The KV cache is assumed to hold every in-flight trace (size `concurrency` by docs/sizing.md §4).
@@ -149,6 +152,25 @@ class _Sequence:
     closed: bool = False
     finish_reason: str | None = None
     stop_string: str | None = None
+
+
+class ClientLoop:
+    """The build process's event loop: each request costs it `cost_s` of CPU (the HTTP client,
+    token counting, the predictors' bookkeeping), one request at a time."""
+
+    def __init__(self, cost_s: float):
+        self.cost_s = cost_s
+        self._free_at = 0.0
+        self.busy_s = 0.0
+
+    async def spend(self) -> None:
+        if not self.cost_s:
+            return
+        loop = asyncio.get_running_loop()
+        start = max(loop.time(), self._free_at)
+        self._free_at = start + self.cost_s
+        self.busy_s += self.cost_s
+        await asyncio.sleep(self._free_at - loop.time())
 
 
 class SimulatedReplica:
@@ -338,9 +360,11 @@ class SimulatedBackend:
     """A `Backend` (and `StreamingBackend`) of one model served by simulated replicas."""
 
     def __init__(self, role: str, replicas: Sequence[SimulatedReplica], tokenizer, pools: TextPools,
-                 profile: TraceProfile, think_end: str = "</think>", answer_open: str = "\n</think>\n\n"):
+                 profile: TraceProfile, client: ClientLoop | None = None, think_end: str = "</think>",
+                 answer_open: str = "\n</think>\n\n"):
         self.role = role
         self.replicas = list(replicas)
+        self.client = client or ClientLoop(0.0)
         self.tokenizer = tokenizer
         self.pools = pools
         self.profile = profile
@@ -421,6 +445,7 @@ class SimulatedBackend:
         return await self._generate(prompt, max_tokens, stop, affinity_key, watch)
 
     async def _generate(self, prompt, max_tokens, stop, affinity_key, watch) -> Completion:
+        await self.client.spend()
         tokens, eos = self._continuation(prompt, affinity_key or "anonymous", max_tokens)
         prompt_tokens = self.profile.problem_tokens + int(len(prompt) / 3.6)
         replica = self.replica_for(affinity_key)
@@ -454,6 +479,12 @@ class ProjectionSettings(BaseModel):
     lockstep_student_k: int = 5
     predictor_step_ms: float = Field(
         5.0, ge=0, description="virtual time of one batched incremental predictor call (a 0.6B classifier on a GPU)"
+    )
+    client_request_ms: float = Field(
+        5.0, ge=0, description=(
+            "CPU of the build process's event loop per request, one request at a time (5.2 ms measured "
+            "on the 2-core CPU machine, docs/sizing.md §9)"
+        ),
     )
     prompts_to_project: int = Field(80_000, ge=1)
     teacher: ReplicaModel = TEACHER_GPU
@@ -498,8 +529,10 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
         "teacher": [SimulatedReplica(settings.teacher) for _ in range(settings.teacher_replicas)],
         "student": [SimulatedReplica(settings.student) for _ in range(settings.student_replicas)],
     }
+    client = ClientLoop(settings.client_request_ms / 1000)
     backends = {
-        role: SimulatedBackend(role, replicas[role], tokenizers[role], pools, settings.profile) for role in replicas
+        role: SimulatedBackend(role, replicas[role], tokenizers[role], pools, settings.profile, client)
+        for role in replicas
     }
     predictors = {}
     if mode != "teacher_only":
@@ -533,6 +566,7 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
         "models": record["models"],
         "replicas": {role: _pool_figures(pool, virtual_s) for role, pool in replicas.items()},
         "s_per_1k_output_tokens": round(1000 * virtual_s / kept, 3) if kept else None,
+        "client_loop_busy_share": round(client.busy_s / virtual_s, 3) if virtual_s else None,
         "simulation_cpu_s": round(time.process_time() - cpu_started, 1),
     }
     generated = sum(r.generation_tokens for pool in replicas.values() for r in pool)

@@ -106,3 +106,14 @@ def test_a_samples_requests_stay_on_one_replica_and_samples_spread_over_replicas
     backend = SimulatedBackend("student", pool, tokenizer=None, pools=None, profile=TraceProfile())
     assert backend.replica_for("s1/a0/student") is backend.replica_for("s1/a0/teacher")
     assert len({id(backend.replica_for(f"s{i}/a0/student")) for i in range(30)}) == 3
+
+
+def test_the_client_loop_serves_one_request_at_a_time():
+    from tessy_core.bench.gpu_projection import ClientLoop
+
+    async def main():
+        client = ClientLoop(0.005)
+        await asyncio.gather(*(client.spend() for _ in range(4)))
+        return asyncio.get_running_loop().time(), client.busy_s
+
+    assert run_virtual(main()) == pytest.approx((0.02, 0.02))
