@@ -543,7 +543,9 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
                     batcher.inline, batcher.inline_delay_s = True, settings.predictor_step_ms / 1000
             predictors[role] = predictor
     decoder = _decoder(mode, settings, backends, predictors)
-    requests = [SampleRequest(f"{mode}-{i}", f"p{i}", f"problem {i}") for i in range(settings.samples)]
+    # The same ids in every mode: a sample's drawn thinking and answer lengths follow its id, so
+    # every mode writes the same traces' lengths (the longest one sets the run's end).
+    requests = [SampleRequest(f"sample-{i}", f"p{i}", f"problem {i}") for i in range(settings.samples)]
     results = []
     cpu_started = time.process_time()
     loop = asyncio.get_running_loop()

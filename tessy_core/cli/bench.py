@@ -218,6 +218,11 @@ def gpu_projection(
             f"{figures['requests']} requests, {figures['samples_ok']} ok (simulated in {figures['simulation_cpu_s']} s of CPU)"
         )
 
+    import torch
+
+    # Virtual time does not depend on how fast the predictors compute; one thread keeps several
+    # projections (or a projection beside other work) from fighting over the cores.
+    torch.set_num_threads(1)
     result = run_projection(root, settings, on_mode)
     emit(result, as_json, human=_projection_human(result))
 
