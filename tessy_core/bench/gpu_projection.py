@@ -550,10 +550,21 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
     cpu_started = time.process_time()
     loop = asyncio.get_running_loop()
     started = loop.time()
+    # The steady state: from the start until the last sample is taken, every slot is busy; after
+    # it the pool drains and the run's end is set by its longest sample. What the replicas decoded
+    # by then is noted (a build of 80K prompts is almost all steady state).
+    steady: dict[str, float] = {}
+
+    def handed_out():
+        yield from requests[:-1]
+        steady["s"] = loop.time() - started
+        steady["generated"] = sum(r.generation_tokens for pool in replicas.values() for r in pool)
+        yield requests[-1]
+
     if mode == "lockstep_standin":
-        summary = await run_samples_lockstep(decoder, requests, pool_size=settings.concurrency, on_result=results.append)
+        summary = await run_samples_lockstep(decoder, handed_out(), pool_size=settings.concurrency, on_result=results.append)
     else:
-        summary = await run_samples(decoder, requests, concurrency=settings.concurrency, on_result=results.append)
+        summary = await run_samples(decoder, handed_out(), concurrency=settings.concurrency, on_result=results.append)
     virtual_s = loop.time() - started
     record = summary.to_record()
     kept = record["tokens_kept"]
@@ -573,6 +584,12 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
     }
     generated = sum(r.generation_tokens for pool in replicas.values() for r in pool)
     figures["server_tokens_per_kept_token"] = round(generated / kept, 3) if kept else None
+    if settings.samples > settings.concurrency and steady.get("generated"):
+        # Output tokens of the steady window, from what the replicas decoded in it at the run's
+        # ratio of tokens decoded to tokens kept.
+        steady_kept = steady["generated"] * kept / generated
+        figures["steady_s"] = round(steady["s"], 1)
+        figures["steady_s_per_1k_output_tokens"] = round(1000 * steady["s"] / steady_kept, 3)
     if ok:
         figures["thinking_tokens_mean"] = round(sum(sum(s.tokens_kept for s in r.spans) for r in ok) / len(ok))
         if mode != "teacher_only":
@@ -590,7 +607,9 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
     used = {"teacher_only": (teacher_gpus, 0), "student_only": (0, student_gpus)}.get(mode, (teacher_gpus, student_gpus))
     gpus = sum(used)
     if summary.samples_ok:
-        hours = settings.prompts_to_project * virtual_s / summary.samples_ok / 3600
+        # At the steady pace when the run had one (a build is almost all steady state).
+        pace = figures.get("steady_s_per_1k_output_tokens") or figures["s_per_1k_output_tokens"]
+        hours = settings.prompts_to_project * pace * kept / 1000 / summary.samples_ok / 3600
         student_busy = figures["replicas"]["student"]["busy_share"]
         figures["projected"] = {
             "prompts": settings.prompts_to_project,
@@ -620,6 +639,11 @@ def run_projection(world_root: str | Path, settings: ProjectionSettings = Projec
         x, y = figures.get(a, {}).get("s_per_1k_output_tokens"), figures.get(b, {}).get("s_per_1k_output_tokens")
         return round(x / y, 3) if x and y else None
 
+    def steady_ratio(a: str, b: str) -> float | None:
+        x = figures.get(a, {}).get("steady_s_per_1k_output_tokens")
+        y = figures.get(b, {}).get("steady_s_per_1k_output_tokens")
+        return round(x / y, 3) if x and y else None
+
     def gpu_hours_ratio(a: str, b: str) -> float | None:
         x = figures.get(a, {}).get("projected", {}).get("gpu_hours")
         y = figures.get(b, {}).get("projected", {}).get("gpu_hours")
@@ -632,6 +656,9 @@ def run_projection(world_root: str | Path, settings: ProjectionSettings = Projec
         "ratios": {
             # Time per output token on the same deployment (teacher_only leaves its student GPUs idle).
             "tessy_vs_teacher_only": ratio("tessy", "teacher_only"),
+            # The same in the steady state (more samples than slots): the build's own regime.
+            "tessy_vs_teacher_only_steady": steady_ratio("tessy", "teacher_only"),
+            "lockstep_vs_tessy_steady": steady_ratio("lockstep_standin", "tessy"),
             # GPU-hours of the projected build, each mode counting only the GPUs it uses.
             "tessy_vs_teacher_only_gpu_hours": gpu_hours_ratio("tessy", "teacher_only"),
             "lockstep_vs_tessy": ratio("lockstep_standin", "tessy"),

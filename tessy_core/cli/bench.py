@@ -237,6 +237,7 @@ def _projection_human(result: dict) -> str:
         )
     r = result["ratios"]
     lines.append(f"tessy / teacher_only {r['tessy_vs_teacher_only']} in time per output token (target <= 1.3), "
+                 f"{r['tessy_vs_teacher_only_steady']} in the steady state, "
                  f"{r['tessy_vs_teacher_only_gpu_hours']} in GPU-hours; "
                  f"lockstep_standin / tessy {r['lockstep_vs_tessy']} (target >= 1.5)")
     return "\n".join(lines)

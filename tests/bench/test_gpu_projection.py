@@ -79,13 +79,15 @@ def tiny_world(tiny_models, tmp_path_factory):
 
 def test_a_projection_runs_the_real_engine_on_the_latency_model(tiny_world):
     settings = ProjectionSettings(
-        samples=3, concurrency=3, modes=("tessy", "teacher_only", "lockstep_standin"), student_replicas=2,
+        samples=4, concurrency=3, modes=("tessy", "teacher_only", "lockstep_standin"), student_replicas=2,
         profile=TraceProfile(thinking_tokens_mean=200, thinking_tokens_sigma=0.0, answer_tokens_min=40, answer_tokens_max=60),
     )
     result = run_projection(tiny_world, settings)
     for mode, figures in result["modes"].items():
-        assert figures["samples_ok"] == 3, (mode, figures["failure_reasons"])
+        assert figures["samples_ok"] == 4, (mode, figures["failure_reasons"])
         assert figures["virtual_s"] > 0 and figures["projected"]["gpu_hours"] > 0
+        # More samples than slots: the pace while every slot was busy is reported apart.
+        assert 0 < figures["steady_s"] < figures["virtual_s"] and figures["steady_s_per_1k_output_tokens"] > 0
         # The engine's own count of tokens decoded is the model servers' (whole requests, no streams).
         for role, replica in figures["replicas"].items():
             assert replica["generation_tokens"] == figures["models"][role]["tokens_generated"], (mode, role)
@@ -97,6 +99,7 @@ def test_a_projection_runs_the_real_engine_on_the_latency_model(tiny_world):
     assert result["modes"]["tessy"]["projected"]["gpus"] == 4 + 2
     assert result["modes"]["tessy"]["replicas"]["student"]["replicas"] == 2
     assert result["ratios"]["tessy_vs_teacher_only_gpu_hours"] > 0
+    assert result["ratios"]["tessy_vs_teacher_only_steady"] > 0 and result["ratios"]["lockstep_vs_tessy_steady"] > 0
 
 
 def test_a_samples_requests_stay_on_one_replica_and_samples_spread_over_replicas():
