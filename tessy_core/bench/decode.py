@@ -183,8 +183,9 @@ def mode_figures(summary: RunSummary, results: list[SampleResult], predictors: d
 def server_figures(figures: dict, counters: dict, client_request_s: dict[str, float] | None = None) -> None:
     """Add the servers' own counters (per model, this mode's window) and how the engine's figures
     compare with them to a mode's `figures`. `client_request_s` ({model: seconds the client waited
-    on its requests}) is set beside the seconds those requests spent in the server: the gap is
-    time on the wire and in HTTP handling, which no server counter sees."""
+    on its requests}) is set beside the seconds those requests spent in the server's engine: the
+    gap is the HTTP hops, the server's API process (parsing, tokenizing, the reply) and the
+    client's own event loop, which no engine counter sees."""
     figures["servers"] = {model: c.to_record() for model, c in counters.items()}
     agreement = {}
     for model, c in counters.items():
