@@ -635,18 +635,12 @@ def run_projection(world_root: str | Path, settings: ProjectionSettings = Projec
         if on_mode is not None:
             on_mode(mode, figures[mode])
 
-    def ratio(a: str, b: str) -> float | None:
-        x, y = figures.get(a, {}).get("s_per_1k_output_tokens"), figures.get(b, {}).get("s_per_1k_output_tokens")
-        return round(x / y, 3) if x and y else None
+    def ratio(a: str, b: str, key: str = "s_per_1k_output_tokens", within: str | None = None) -> float | None:
+        def value(mode: str):
+            found = figures.get(mode, {})
+            return ((found.get(within) or {}) if within else found).get(key)
 
-    def steady_ratio(a: str, b: str) -> float | None:
-        x = figures.get(a, {}).get("steady_s_per_1k_output_tokens")
-        y = figures.get(b, {}).get("steady_s_per_1k_output_tokens")
-        return round(x / y, 3) if x and y else None
-
-    def gpu_hours_ratio(a: str, b: str) -> float | None:
-        x = figures.get(a, {}).get("projected", {}).get("gpu_hours")
-        y = figures.get(b, {}).get("projected", {}).get("gpu_hours")
+        x, y = value(a), value(b)
         return round(x / y, 3) if x and y else None
 
     return {
@@ -657,10 +651,10 @@ def run_projection(world_root: str | Path, settings: ProjectionSettings = Projec
             # Time per output token on the same deployment (teacher_only leaves its student GPUs idle).
             "tessy_vs_teacher_only": ratio("tessy", "teacher_only"),
             # The same in the steady state (more samples than slots): the build's own regime.
-            "tessy_vs_teacher_only_steady": steady_ratio("tessy", "teacher_only"),
-            "lockstep_vs_tessy_steady": steady_ratio("lockstep_standin", "tessy"),
+            "tessy_vs_teacher_only_steady": ratio("tessy", "teacher_only", "steady_s_per_1k_output_tokens"),
+            "lockstep_vs_tessy_steady": ratio("lockstep_standin", "tessy", "steady_s_per_1k_output_tokens"),
             # GPU-hours of the projected build, each mode counting only the GPUs it uses.
-            "tessy_vs_teacher_only_gpu_hours": gpu_hours_ratio("tessy", "teacher_only"),
+            "tessy_vs_teacher_only_gpu_hours": ratio("tessy", "teacher_only", "gpu_hours", within="projected"),
             "lockstep_vs_tessy": ratio("lockstep_standin", "tessy"),
             "tessy_stream_vs_tessy": ratio("tessy_stream", "tessy"),
             "targets": {"tessy_vs_teacher_only_max": 1.3, "lockstep_vs_tessy_min": 1.5},
