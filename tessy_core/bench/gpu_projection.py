@@ -154,23 +154,34 @@ class _Sequence:
     stop_string: str | None = None
 
 
-class ClientLoop:
+class OneAtATime:
+    """A resource that serves one use at a time (a server's API process, the client's event loop):
+    each use waits for the ones before it, then for its own cost."""
+
+    def __init__(self) -> None:
+        self._free_at = 0.0
+        self.busy_s = 0.0
+
+    async def use(self, cost_s: float) -> None:
+        if not cost_s:
+            return
+        loop = asyncio.get_running_loop()
+        start = max(loop.time(), self._free_at)
+        self._free_at = start + cost_s
+        self.busy_s += cost_s
+        await asyncio.sleep(self._free_at - loop.time())
+
+
+class ClientLoop(OneAtATime):
     """The build process's event loop: each request costs it `cost_s` of CPU (the HTTP client,
     token counting, the predictors' bookkeeping), one request at a time."""
 
     def __init__(self, cost_s: float):
+        super().__init__()
         self.cost_s = cost_s
-        self._free_at = 0.0
-        self.busy_s = 0.0
 
     async def spend(self) -> None:
-        if not self.cost_s:
-            return
-        loop = asyncio.get_running_loop()
-        start = max(loop.time(), self._free_at)
-        self._free_at = start + self.cost_s
-        self.busy_s += self.cost_s
-        await asyncio.sleep(self._free_at - loop.time())
+        await self.use(self.cost_s)
 
 
 class SimulatedReplica:
@@ -182,7 +193,7 @@ class SimulatedReplica:
         self._running: list[_Sequence] = []
         self._wakeup: asyncio.Event | None = None
         self._loop_task: asyncio.Task | None = None
-        self._frontend_free_at = 0.0
+        self._api = OneAtATime()  # the server's single API process
         self._prefix: dict[str, str] = {}
         self.busy_s = 0.0
         self.steps = 0
@@ -191,13 +202,6 @@ class SimulatedReplica:
         self.cached_prompt_tokens = 0
         self.generation_tokens = 0
         self.batch_token_sum = 0
-
-    async def _frontend(self, cost_s: float) -> None:
-        """The API process serves requests one at a time."""
-        loop = asyncio.get_running_loop()
-        start = max(loop.time(), self._frontend_free_at)
-        self._frontend_free_at = start + cost_s
-        await asyncio.sleep(self._frontend_free_at - loop.time())
 
     def cached_prefix(self, key: str | None, prompt: str, prompt_tokens: int, count) -> int:
         """Prompt tokens this request finds in the prefix cache (its sample's previous prompt)."""
@@ -214,7 +218,7 @@ class SimulatedReplica:
     async def generate(self, sequence: _Sequence) -> _Sequence:
         loop = asyncio.get_running_loop()
         self.requests += 1
-        await self._frontend(self.model.request_overhead_ms / 1000)
+        await self._api.use(self.model.request_overhead_ms / 1000)
         sequence.done = loop.create_future()
         self._waiting.append(sequence)
         if self._loop_task is None or self._loop_task.done():
@@ -222,7 +226,7 @@ class SimulatedReplica:
         elif self._wakeup is not None:
             self._wakeup.set()
         await sequence.done
-        await self._frontend(self.model.request_overhead_ms / 1000 / 2)  # the reply
+        await self._api.use(self.model.request_overhead_ms / 1000 / 2)  # the reply
         return sequence
 
     async def _decode_loop(self) -> None:
@@ -617,7 +621,7 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
             "gpus": gpus,
             "gpu_hours": round(hours * gpus),
             "gpu_hours_balanced": round(hours * (used[0] + used[1] * student_busy)),
-            "output_tokens_per_gpu_s": round(kept / virtual_s / gpus, 1) if virtual_s else None,
+            "output_tokens_per_gpu_s": round(1000 / pace / gpus, 1),
         }
     return figures
 
