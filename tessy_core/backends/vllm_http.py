@@ -10,6 +10,11 @@ strings. Another server family is another backend module, registered in `tessy_c
 Prompts are sent as text and continued verbatim (no special tokens added, none skipped in the
 output: thinking markers of some families are special tokens). Token counting and the token ids
 of `score` come from the model's own tokenizer, loaded locally, so they cost no request.
+
+The HTTP client is aiohttp: a TESSY build sends a request per span (hundreds per sample) from one
+event loop per build process, and that loop's CPU per request bounds the samples a process can
+keep in flight. httpx's connection pool cost several times aiohttp's per request there
+(docs/sizing.md §9).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import re
 import time
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
-import httpx
+import aiohttp
 
 from tessy_core.backends.base import BackendError, Completion, SamplingParams, TextWatcher, TokenScores
 from tessy_core.backends.replicas import Replica, ReplicaSet, RetryPolicy
@@ -32,7 +37,7 @@ T = TypeVar("T")
 
 # A dead host must be noticed quickly even when the read timeout is generous.
 _CONNECT_TIMEOUT_S = 5.0
-_PROBE_TIMEOUT_S = 5.0
+_PROBE = aiohttp.ClientTimeout(total=5.0)
 # vLLM's refusal of a request with more stop strings than it allows ("at most 4 items").
 _STOP_LIMIT = re.compile(r"at most (\d+) items?")
 # Status codes that mean "try again later" without the server being broken.
@@ -76,7 +81,6 @@ class VllmHttpBackend:
         retry: RetryPolicy = RetryPolicy(),
         send_seed: bool = True,
         probe_cooldown_s: float = 5.0,
-        transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
     ):
         self.tokenizer = tokenizer
@@ -85,12 +89,14 @@ class VllmHttpBackend:
         self._retry = retry
         self._send_seed = send_seed
         self._rng = rng or random.Random()
-        self._client = httpx.AsyncClient(
-            headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
-            timeout=httpx.Timeout(request_timeout_s, connect=min(_CONNECT_TIMEOUT_S, request_timeout_s)),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
-            transport=transport,
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # No limit on a whole request (a long answer streams for minutes); a silent server is
+        # noticed by the read timeout, a dead host by the connect timeout.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=min(_CONNECT_TIMEOUT_S, request_timeout_s), sock_read=request_timeout_s
         )
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
         self._replicas = ReplicaSet(
             endpoints, probe=self._probe, probe_cooldown_s=probe_cooldown_s, rng=self._rng
         )
@@ -114,6 +120,19 @@ class VllmHttpBackend:
     def model_id(self) -> str:
         return self._model_id
 
+    def _http(self) -> aiohttp.ClientSession:
+        """The HTTP session, made inside the running event loop on first use (aiohttp binds it to
+        that loop; a backend used from a later loop gets a new one)."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
+            self._session_loop = loop
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=512, limit_per_host=0, ttl_dns_cache=300),
+            )
+        return self._session
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
@@ -126,9 +145,10 @@ class VllmHttpBackend:
 
         async def one(replica: Replica) -> int | None:
             try:
-                response = await self._client.get(f"{replica.base_url}/models", timeout=_PROBE_TIMEOUT_S)
-                entries = response.json().get("data") if response.status_code == 200 else None
-            except (httpx.HTTPError, ValueError, AttributeError):
+                async with self._http().get(f"{replica.base_url}/models", timeout=_PROBE) as response:
+                    body = await response.read()
+                entries = json.loads(body).get("data") if response.status == 200 else None
+            except (asyncio.TimeoutError, aiohttp.ClientError, ValueError, AttributeError):
                 return None
             if not isinstance(entries, list):
                 return None
@@ -236,7 +256,8 @@ class VllmHttpBackend:
 
     async def aclose(self) -> None:
         await self._replicas.aclose()
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def _request(self, body: dict[str, Any], affinity_key: str | None, parse: Callable[[dict], T]) -> T:
         """POST `body` to /completions on a chosen replica, failing over until `parse` accepts a reply."""
@@ -300,16 +321,15 @@ class VllmHttpBackend:
 
     async def _post_completions(self, replica: Replica, body: dict[str, Any]) -> dict:
         try:
-            response = await self._client.post(f"{replica.base_url}/completions", json=body)
-        except httpx.TimeoutException as exc:
-            raise _AttemptFailed(f"timed out ({type(exc).__name__})", replica_down=True) from exc
-        except httpx.TransportError as exc:
-            raise _AttemptFailed(f"{type(exc).__name__}: {exc}", replica_down=True) from exc
-        _raise_for_status(response)
+            async with self._http().post(f"{replica.base_url}/completions", json=body) as response:
+                status, text = response.status, _text(await response.read())
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise _AttemptFailed(_transport_failure(exc), replica_down=True) from exc
+        _raise_for_status(status, text)
         try:
-            return response.json()
+            return json.loads(text)
         except ValueError as exc:
-            raise _AttemptFailed(f"reply is not JSON: {response.text[:200]!r}", replica_down=False) from exc
+            raise _AttemptFailed(f"reply is not JSON: {text[:200]!r}", replica_down=False) from exc
 
     async def _stream_completions(
         self, replica: Replica, body: dict[str, Any], max_tokens: int, watch: TextWatcher
@@ -317,17 +337,17 @@ class VllmHttpBackend:
         """One streamed request; closing the response makes vLLM abort the generation."""
         stream = _StreamState()
         try:
-            async with self._client.stream("POST", f"{replica.base_url}/completions", json=body) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    _raise_for_status(response)
-                async for line in response.aiter_lines():
-                    if not stream.feed(line):
+            async with self._http().post(f"{replica.base_url}/completions", json=body) as response:
+                if response.status >= 400:
+                    _raise_for_status(response.status, _text(await response.read()))
+                async for line in response.content:
+                    if not stream.feed(_text(line).rstrip("\r\n")):
                         break
                     if stream.grew and await watch(stream.text):
+                        response.close()  # drops the connection, not back to the pool: vLLM aborts
                         return stream.completion("closed"), stream.usage
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            what = f"timed out ({type(exc).__name__})" if isinstance(exc, httpx.TimeoutException) else f"{type(exc).__name__}: {exc}"
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            what = _transport_failure(exc)
             if not stream.text:
                 raise _AttemptFailed(what, replica_down=True) from exc
             # The text that arrived is good: hand it back so the caller continues from it (its next
@@ -337,10 +357,10 @@ class VllmHttpBackend:
 
     async def _probe(self, replica: Replica) -> bool:
         try:
-            response = await self._client.get(replica.health_url, timeout=_PROBE_TIMEOUT_S)
-        except httpx.HTTPError:
+            async with self._http().get(replica.health_url, timeout=_PROBE) as response:
+                return response.status == 200
+        except (asyncio.TimeoutError, aiohttp.ClientError):
             return False
-        return response.status_code == 200
 
 
 class _StreamState:
@@ -405,16 +425,25 @@ class _StreamState:
         )
 
 
-def _raise_for_status(response: httpx.Response) -> None:
-    if response.status_code >= 500:
-        raise _AttemptFailed(f"HTTP {response.status_code}: {_error_detail(response)}", replica_down=True)
-    if response.status_code in _TRANSIENT_STATUS:
-        raise _AttemptFailed(f"HTTP {response.status_code}: {_error_detail(response)}", replica_down=False)
-    if response.status_code >= 400:
+def _text(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace")
+
+
+def _transport_failure(exc: BaseException) -> str:
+    """What went wrong on the wire, for the replica's error log and the final error."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"timed out ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _raise_for_status(status: int, text: str) -> None:
+    if status >= 500:
+        raise _AttemptFailed(f"HTTP {status}: {_error_detail(text)}", replica_down=True)
+    if status in _TRANSIENT_STATUS:
+        raise _AttemptFailed(f"HTTP {status}: {_error_detail(text)}", replica_down=False)
+    if status >= 400:
         # The request itself is wrong (too long, bad parameter): no replica would accept it.
-        raise _AttemptFailed(
-            f"HTTP {response.status_code}: {_error_detail(response)}", replica_down=False, retryable=False
-        )
+        raise _AttemptFailed(f"HTTP {status}: {_error_detail(text)}", replica_down=False, retryable=False)
 
 
 def _first_choice(payload: dict) -> dict:
@@ -459,12 +488,12 @@ def _parse_echo_logprobs(payload: dict, num_scored: int) -> list[float]:
     return [float(lp) for lp in scored]
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _error_detail(text: str) -> str:
     try:
-        payload = response.json()
+        payload = json.loads(text)
     except ValueError:
-        return response.text[:300]
+        return text[:300]
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict):
         return str(error.get("message", error))[:300]
-    return str(error or response.text)[:300]
+    return str(error or text)[:300]
