@@ -18,9 +18,10 @@ The replica model (per replica; every number is a parameter, defaults in `Replic
 - per-request overhead: `request_overhead_ms` of the server's single API process per request
   (admission, tokenizing, detokenizing, the HTTP reply), served one at a time; streamed requests
   add `stream_token_overhead_ms` per token sent;
-- the client: one build process's event loop spends `client_request_ms` of CPU per request (HTTP,
+- the client: each build process's event loop spends `client_request_ms` of CPU per request (HTTP,
   token counting, the predictors' bookkeeping), one request at a time, so a process with many
-  samples in flight can become the bottleneck;
+  samples in flight can become the bottleneck; `build_processes` loops share the samples (shards
+  on a Ray runner; the default thread runner is one process, one GIL);
 - stop strings end a sequence at the server as vLLM does (the text stops before the string; its
   tokens were decoded); a closed stream stops decoding at the next step.
 The KV cache is assumed to hold every in-flight trace (size `concurrency` by docs/sizing.md §4).
@@ -152,6 +153,8 @@ class _Sequence:
     closed: bool = False
     finish_reason: str | None = None
     stop_string: str | None = None
+    api_s: float = 0.0  # in the server's API process (waiting for it, then served), request and reply
+    engine_s: float = 0.0  # from admission to the last token: waiting for a step, prefill, decode
 
 
 class OneAtATime:
@@ -218,7 +221,9 @@ class SimulatedReplica:
     async def generate(self, sequence: _Sequence) -> _Sequence:
         loop = asyncio.get_running_loop()
         self.requests += 1
+        started = loop.time()
         await self._api.use(self.model.request_overhead_ms / 1000)
+        admitted = loop.time()
         sequence.done = loop.create_future()
         self._waiting.append(sequence)
         if self._loop_task is None or self._loop_task.done():
@@ -226,7 +231,10 @@ class SimulatedReplica:
         elif self._wakeup is not None:
             self._wakeup.set()
         await sequence.done
+        decoded = loop.time()
         await self._api.use(self.model.request_overhead_ms / 1000 / 2)  # the reply
+        sequence.engine_s = decoded - admitted
+        sequence.api_s = (admitted - started) + (loop.time() - decoded)
         return sequence
 
     async def _decode_loop(self) -> None:
@@ -364,17 +372,19 @@ class SimulatedBackend:
     """A `Backend` (and `StreamingBackend`) of one model served by simulated replicas."""
 
     def __init__(self, role: str, replicas: Sequence[SimulatedReplica], tokenizer, pools: TextPools,
-                 profile: TraceProfile, client: ClientLoop | None = None, think_end: str = "</think>",
+                 profile: TraceProfile, clients: Sequence[ClientLoop] = (), think_end: str = "</think>",
                  answer_open: str = "\n</think>\n\n"):
         self.role = role
         self.replicas = list(replicas)
-        self.client = client or ClientLoop(0.0)
+        self.clients = list(clients) or [ClientLoop(0.0)]
         self.tokenizer = tokenizer
         self.pools = pools
         self.profile = profile
         self.think_end = think_end
         self.answer_open = answer_open
         self._scripts: dict[str, _SampleScript] = {}
+        # Seconds the requests spent in each place, summed (where a sample's time goes).
+        self.request_seconds = {"client": 0.0, "api": 0.0, "engine": 0.0}
 
     @property
     def model_id(self) -> str:
@@ -385,6 +395,12 @@ class SimulatedBackend:
         backend pins them the same way, for the prefix cache)."""
         sample = (affinity_key or "anonymous").rsplit("/", 1)[0]
         return self.replicas[zlib.crc32(sample.encode()) % len(self.replicas)]
+
+    def client_for(self, affinity_key: str | None) -> ClientLoop:
+        """The build process whose loop sends a sample's requests (samples spread over processes
+        independently of replicas)."""
+        sample = (affinity_key or "anonymous").rsplit("/", 1)[0]
+        return self.clients[zlib.crc32(f"process:{sample}".encode()) % len(self.clients)]
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False)) if text else 0
@@ -449,7 +465,10 @@ class SimulatedBackend:
         return await self._generate(prompt, max_tokens, stop, affinity_key, watch)
 
     async def _generate(self, prompt, max_tokens, stop, affinity_key, watch) -> Completion:
-        await self.client.spend()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await self.client_for(affinity_key).spend()
+        self.request_seconds["client"] += loop.time() - started
         tokens, eos = self._continuation(prompt, affinity_key or "anonymous", max_tokens)
         prompt_tokens = self.profile.problem_tokens + int(len(prompt) / 3.6)
         replica = self.replica_for(affinity_key)
@@ -459,6 +478,8 @@ class SimulatedBackend:
         sequence = _Sequence(tokens, max_tokens, tuple(stop), prompt_tokens, prompt_tokens - cached,
                              stream=watch is not None, watch=watch, eos=eos)
         await replica.generate(sequence)
+        self.request_seconds["api"] += sequence.api_s
+        self.request_seconds["engine"] += sequence.engine_s
         if sequence.finish_reason == "closed":
             return Completion(sequence.text, sequence.written, "closed")
         return Completion(sequence.text, sequence.written, sequence.finish_reason or "length", sequence.stop_string)
@@ -489,6 +510,9 @@ class ProjectionSettings(BaseModel):
             "CPU of the build process's event loop per request, one request at a time (5.2 ms measured "
             "on the 2-core CPU machine, docs/sizing.md §9)"
         ),
+    )
+    build_processes: int = Field(
+        1, ge=1, description="build processes sharing the samples in flight, one event loop each (a Ray runner's shards)"
     )
     prompts_to_project: int = Field(80_000, ge=1)
     teacher: ReplicaModel = TEACHER_GPU
@@ -533,9 +557,9 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
         "teacher": [SimulatedReplica(settings.teacher) for _ in range(settings.teacher_replicas)],
         "student": [SimulatedReplica(settings.student) for _ in range(settings.student_replicas)],
     }
-    client = ClientLoop(settings.client_request_ms / 1000)
+    clients = [ClientLoop(settings.client_request_ms / 1000) for _ in range(settings.build_processes)]
     backends = {
-        role: SimulatedBackend(role, replicas[role], tokenizers[role], pools, settings.profile, client)
+        role: SimulatedBackend(role, replicas[role], tokenizers[role], pools, settings.profile, clients)
         for role in replicas
     }
     predictors = {}
@@ -547,6 +571,7 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
                     batcher.inline, batcher.inline_delay_s = True, settings.predictor_step_ms / 1000
             predictors[role] = predictor
     decoder = _decoder(mode, settings, backends, predictors)
+    sample_s = _time_samples(decoder)
     # The same ids in every mode: a sample's drawn thinking and answer lengths follow its id, so
     # every mode writes the same traces' lengths (the longest one sets the run's end).
     requests = [SampleRequest(f"sample-{i}", f"p{i}", f"problem {i}") for i in range(settings.samples)]
@@ -583,9 +608,12 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
         "models": record["models"],
         "replicas": {role: _pool_figures(pool, virtual_s) for role, pool in replicas.items()},
         "s_per_1k_output_tokens": round(1000 * virtual_s / kept, 3) if kept else None,
-        "client_loop_busy_share": round(client.busy_s / virtual_s, 3) if virtual_s else None,
+        # The busiest build process's loop.
+        "client_loop_busy_share": round(max(c.busy_s for c in clients) / virtual_s, 3) if virtual_s else None,
         "simulation_cpu_s": round(time.process_time() - cpu_started, 1),
     }
+    if sample_s[0] and results:
+        figures["sample_time"] = _where_sample_time_goes(sample_s[0], len(results), backends)
     generated = sum(r.generation_tokens for pool in replicas.values() for r in pool)
     figures["server_tokens_per_kept_token"] = round(generated / kept, 3) if kept else None
     if settings.samples > settings.concurrency and steady.get("generated"):
@@ -624,6 +652,40 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
             "output_tokens_per_gpu_s": round(1000 / pace / gpus, 1),
         }
     return figures
+
+
+def _time_samples(decoder) -> list[float]:
+    """Wrap `decoder.generate` to add up the virtual seconds samples spend in it (the lock-step
+    runner does not call it: its total stays 0)."""
+    total = [0.0]
+    generate = decoder.generate
+
+    async def timed(*args, **kwargs):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            return await generate(*args, **kwargs)
+        finally:
+            total[0] += loop.time() - started
+
+    decoder.generate = timed
+    return total
+
+
+def _where_sample_time_goes(sample_s: float, samples: int, backends: dict) -> dict:
+    """A sample's mean seconds by where its requests were: each model's engine (waiting for a step,
+    prefill, decode) and API process, the build process's loop, and the rest (predictor calls and
+    the engine's own turns between requests)."""
+    places = {
+        f"{role}_{place}": seconds / samples
+        for role, backend in backends.items() for place, seconds in backend.request_seconds.items()
+        if place != "client"
+    }
+    places["client_loop"] = sum(b.request_seconds["client"] for b in backends.values()) / samples
+    mean = sample_s / samples
+    places["other"] = mean - sum(places.values())
+    return {"seconds_per_sample": round(mean, 2),
+            "share": {place: round(seconds / mean, 3) for place, seconds in places.items()}}
 
 
 def run_projection(world_root: str | Path, settings: ProjectionSettings = ProjectionSettings(), on_mode=None) -> dict:

@@ -185,9 +185,16 @@ def gpu_projection(
     modes: str = typer.Option("tessy,teacher_only,lockstep_standin", "--modes", help="also: tessy_stream, tessy_fixed"),
     lockstep_k: str = typer.Option("10,5", "--lockstep-k", help="TEACHER,STUDENT tokens per request of the stand-in"),
     thinking_tokens: float = typer.Option(14_600, "--thinking-tokens", min=64, help="mean thinking length per sample"),
+    answer_tokens: str = typer.Option("1000,4000", "--answer-tokens", help="MIN,MAX answer length (drawn uniformly)"),
     prompts: int = typer.Option(80_000, "--project-prompts", min=1, help="build size the GPU-hours are projected for"),
     teacher_replicas: int = typer.Option(1, "--teacher-replicas", min=1, help="teacher replicas (4 GPUs each)"),
     student_replicas: int = typer.Option(1, "--student-replicas", min=1, help="student replicas (1 GPU each)"),
+    build_processes: int = typer.Option(
+        1, "--build-processes", min=1, help="build processes sharing the samples in flight (a Ray runner's shards)"
+    ),
+    client_request_ms: float = typer.Option(
+        5.0, "--client-request-ms", min=0, help="CPU of a build process's event loop per request"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """PROJECTION from a latency model of GPU vLLM replicas (not a measurement): the real engine,
@@ -202,11 +209,14 @@ def gpu_projection(
         fail(f"{root}: no built world (run `tessy toyworld build`)", as_json)
     try:
         teacher_k, student_k = (int(x) for x in lockstep_k.split(","))
+        answer_min, answer_max = (int(x) for x in answer_tokens.split(","))
         settings = ProjectionSettings(
             samples=samples, concurrency=concurrency, modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
             lockstep_teacher_k=teacher_k, lockstep_student_k=student_k, prompts_to_project=prompts,
             teacher_replicas=teacher_replicas, student_replicas=student_replicas,
-            profile=TraceProfile(thinking_tokens_mean=thinking_tokens),
+            build_processes=build_processes, client_request_ms=client_request_ms,
+            profile=TraceProfile(thinking_tokens_mean=thinking_tokens, answer_tokens_min=answer_min,
+                                 answer_tokens_max=answer_max),
         )
     except (ValueError, ValidationError) as error:
         fail(f"invalid settings: {error}", as_json)

@@ -80,6 +80,7 @@ def tiny_world(tiny_models, tmp_path_factory):
 def test_a_projection_runs_the_real_engine_on_the_latency_model(tiny_world):
     settings = ProjectionSettings(
         samples=4, concurrency=3, modes=("tessy", "teacher_only", "lockstep_standin"), student_replicas=2,
+        build_processes=2,
         profile=TraceProfile(thinking_tokens_mean=200, thinking_tokens_sigma=0.0, answer_tokens_min=40, answer_tokens_max=60),
     )
     result = run_projection(tiny_world, settings)
@@ -100,6 +101,13 @@ def test_a_projection_runs_the_real_engine_on_the_latency_model(tiny_world):
     assert result["modes"]["tessy"]["replicas"]["student"]["replicas"] == 2
     assert result["ratios"]["tessy_vs_teacher_only_gpu_hours"] > 0
     assert result["ratios"]["tessy_vs_teacher_only_steady"] > 0 and result["ratios"]["lockstep_vs_tessy_steady"] > 0
+    # Where a sample's time went: every place is a share of it, and the shares add up to the whole.
+    tessy_time = result["modes"]["tessy"]["sample_time"]
+    assert tessy_time["seconds_per_sample"] > 0 and sum(tessy_time["share"].values()) == pytest.approx(1.0, abs=0.01)
+    assert tessy_time["share"]["teacher_engine"] > 0 and tessy_time["share"]["student_engine"] > 0
+    assert tessy_time["share"]["client_loop"] > 0 and tessy_time["share"]["other"] >= -0.01
+    assert result["modes"]["teacher_only"]["sample_time"]["share"]["student_engine"] == 0
+    assert "sample_time" not in result["modes"]["lockstep_standin"]  # its runner has no per-sample call
 
 
 def test_a_samples_requests_stay_on_one_replica_and_samples_spread_over_replicas():
@@ -120,3 +128,13 @@ def test_the_client_loop_serves_one_request_at_a_time():
         return asyncio.get_running_loop().time(), client.busy_s
 
     assert run_virtual(main()) == pytest.approx((0.02, 0.02))
+
+
+def test_a_samples_requests_come_from_one_build_process_and_samples_spread_over_processes():
+    from tessy_core.bench.gpu_projection import ClientLoop, SimulatedBackend
+
+    clients = [ClientLoop(0.001) for _ in range(4)]
+    backend = SimulatedBackend("student", [SimulatedReplica(MODEL)], tokenizer=None, pools=None,
+                               profile=TraceProfile(), clients=clients)
+    assert backend.client_for("s1/a0/student") is backend.client_for("s1/a0/teacher")
+    assert len({id(backend.client_for(f"s{i}/a0/student")) for i in range(40)}) == 4
