@@ -506,9 +506,9 @@ class ProjectionSettings(BaseModel):
         5.0, ge=0, description="virtual time of one batched incremental predictor call (a 0.6B classifier on a GPU)"
     )
     client_request_ms: float = Field(
-        5.0, ge=0, description=(
-            "CPU of the build process's event loop per request, one request at a time (5.2 ms measured "
-            "on the 2-core CPU machine, docs/sizing.md §9)"
+        1.8, ge=0, description=(
+            "CPU of a build process's event loop per request, one request at a time (1.7-1.8 ms measured "
+            "on the 2-core CPU machine with the aiohttp backend, 5.2 ms with httpx; docs/sizing.md §9)"
         ),
     )
     build_processes: int = Field(
@@ -694,6 +694,8 @@ def run_projection(world_root: str | Path, settings: ProjectionSettings = Projec
 
     world_root = Path(world_root)
     tokenizers = {role: load_pretrained("AutoTokenizer", world_root / "models" / role) for role in ("teacher", "student")}
+    for tokenizer in tokenizers.values():
+        tokenizer.model_max_length = 1 << 30  # the simulated traces outgrow the tiny models' context: only counted
     pools = TextPools.from_world_corpus(world_root / "corpora")
     figures = {}
     for mode in settings.modes:

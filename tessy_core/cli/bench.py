@@ -193,7 +193,7 @@ def gpu_projection(
         1, "--build-processes", min=1, help="build processes sharing the samples in flight (a Ray runner's shards)"
     ),
     client_request_ms: float = typer.Option(
-        5.0, "--client-request-ms", min=0, help="CPU of a build process's event loop per request"
+        1.8, "--client-request-ms", min=0, help="CPU of a build process's event loop per request"
     ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
@@ -245,6 +245,9 @@ def _projection_human(result: dict) -> str:
             f"  {mode:<17} {f['s_per_1k_output_tokens']!s:>8} s per 1K output tokens, "
             f"{projected.get('gpu_hours', '-')} GPU-hours for {projected.get('prompts', '-')} prompts"
         )
+        if "sample_time" in f:
+            shares = ", ".join(f"{place} {share:.0%}" for place, share in f["sample_time"]["share"].items() if share)
+            lines.append(f"  {'':<17} a sample's {f['sample_time']['seconds_per_sample']} s: {shares}")
     r = result["ratios"]
     lines.append(f"tessy / teacher_only {r['tessy_vs_teacher_only']} in time per output token (target <= 1.3), "
                  f"{r['tessy_vs_teacher_only_steady']} in the steady state, "

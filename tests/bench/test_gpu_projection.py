@@ -138,3 +138,22 @@ def test_a_samples_requests_come_from_one_build_process_and_samples_spread_over_
                                profile=TraceProfile(), clients=clients)
     assert backend.client_for("s1/a0/student") is backend.client_for("s1/a0/teacher")
     assert len({id(backend.client_for(f"s{i}/a0/student")) for i in range(40)}) == 4
+
+
+def test_the_cli_runs_a_projection_over_several_build_processes(tiny_world):
+    from typer.testing import CliRunner
+
+    from tessy_core.cli import app
+
+    (tiny_world / "world.json").write_text("{}")
+    args = ["bench", "gpu-projection", "--world", str(tiny_world), "--samples", "3", "--concurrency", "2",
+            "--modes", "tessy,teacher_only", "--thinking-tokens", "150", "--answer-tokens", "20,30",
+            "--build-processes", "2", "--client-request-ms", "2.5"]
+    result = CliRunner().invoke(app, args + ["--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["settings"]["build_processes"] == 2 and report["settings"]["client_request_ms"] == 2.5
+    assert report["settings"]["profile"]["answer_tokens_max"] == 30
+    assert report["modes"]["tessy"]["samples_ok"] == 3 and report["ratios"]["tessy_vs_teacher_only"] > 0
+    human = CliRunner().invoke(app, args)
+    assert human.exit_code == 0 and "PROJECTION" in human.stdout and "a sample's" in human.stdout
