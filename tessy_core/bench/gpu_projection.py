@@ -15,9 +15,10 @@ The replica model (per replica; every number is a parameter, defaults in `Replic
   into the running steps: they lengthen the step for everybody). The cache is per replica and per
   sample (the engine pins a sample's requests to one replica): a request reuses the longest prefix
   it shares with that sample's previous request, less one 16-token block;
-- per-request overhead: `request_overhead_ms` of the server's single API process per request
-  (admission, tokenizing, detokenizing, the HTTP reply), served one at a time; streamed requests
-  add `stream_token_overhead_ms` per token sent;
+- per-request overhead: `request_overhead_ms` of a server's API process per request (admission,
+  tokenizing, detokenizing, the HTTP reply), served one at a time by each of its `api_servers`
+  processes (one unless vLLM runs with --api-server-count); streamed requests add
+  `stream_token_overhead_ms` per token sent;
 - the client: each build process's event loop spends `client_request_ms` of CPU per request (HTTP,
   token counting, the predictors' bookkeeping), one request at a time, so a process with many
   samples in flight can become the bottleneck; `build_processes` loops share the samples (shards
@@ -109,6 +110,7 @@ class ReplicaModel(BaseModel):
     step_overhead_ms: float = 4.0  # scheduling, sampling, kernel launches, TP all-reduce
     prefill_tokens_per_s: float = 20_000.0
     request_overhead_ms: float = 3.0  # API process time per request, one request at a time
+    api_servers: int = Field(1, ge=1, description="API processes in front of the engine (vllm serve --api-server-count)")
     stream_token_overhead_ms: float = 0.05
 
     def step_s(self, context_tokens: int, new_prefill_tokens: int) -> float:
@@ -196,7 +198,7 @@ class SimulatedReplica:
         self._running: list[_Sequence] = []
         self._wakeup: asyncio.Event | None = None
         self._loop_task: asyncio.Task | None = None
-        self._api = OneAtATime()  # the server's single API process
+        self._api = [OneAtATime() for _ in range(model.api_servers)]
         self._prefix: dict[str, str] = {}
         self.busy_s = 0.0
         self.steps = 0
@@ -221,8 +223,9 @@ class SimulatedReplica:
     async def generate(self, sequence: _Sequence) -> _Sequence:
         loop = asyncio.get_running_loop()
         self.requests += 1
+        api = self._api[self.requests % len(self._api)]  # connections spread over the API processes
         started = loop.time()
-        await self._api.use(self.model.request_overhead_ms / 1000)
+        await api.use(self.model.request_overhead_ms / 1000)
         admitted = loop.time()
         sequence.done = loop.create_future()
         self._waiting.append(sequence)
@@ -232,7 +235,7 @@ class SimulatedReplica:
             self._wakeup.set()
         await sequence.done
         decoded = loop.time()
-        await self._api.use(self.model.request_overhead_ms / 1000 / 2)  # the reply
+        await api.use(self.model.request_overhead_ms / 1000 / 2)  # the reply
         sequence.engine_s = decoded - admitted
         sequence.api_s = (admitted - started) + (loop.time() - decoded)
         return sequence

@@ -157,3 +157,21 @@ def test_the_cli_runs_a_projection_over_several_build_processes(tiny_world):
     assert report["modes"]["tessy"]["samples_ok"] == 3 and report["ratios"]["tessy_vs_teacher_only"] > 0
     human = CliRunner().invoke(app, args)
     assert human.exit_code == 0 and "PROJECTION" in human.stdout and "a sample's" in human.stdout
+
+
+def test_more_api_processes_serve_a_burst_of_requests_sooner():
+    def burst(api_servers: int) -> float:
+        model = MODEL.model_copy(update={"api_servers": api_servers, "request_overhead_ms": 10.0})
+
+        async def main():
+            replica = SimulatedReplica(model)
+            sequences = [_Sequence(["a"], max_tokens=1, stop=(), context=10, prefill=0, stream=False) for _ in range(8)]
+            await asyncio.gather(*(replica.generate(s) for s in sequences))
+            return asyncio.get_running_loop().time()
+
+        return run_virtual(main())
+
+    one, four = burst(1), burst(4)
+    # One process admits the eight requests 10 ms apart (and sends their replies 5 ms each); four
+    # processes take two requests each.
+    assert one >= 0.08 + 0.04 and four < one - 0.06
