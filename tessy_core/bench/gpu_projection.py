@@ -128,6 +128,20 @@ STUDENT_GPU = ReplicaModel(name="qwen3-8b", gpus=1, weight_gb_per_gpu=16.4, kv_k
                            step_overhead_ms=4.0, prefill_tokens_per_s=15_000.0)
 
 
+def student_replica(tensor_parallel: int = 1) -> ReplicaModel:
+    """Qwen3-8B over `tensor_parallel` GPUs: each reads its share of the weights and KV cache per
+    step; the all-reduces add ~1 ms of step overhead per doubling (the teacher's TP 4: 6 ms)."""
+    if tensor_parallel == 1:
+        return STUDENT_GPU
+    return STUDENT_GPU.model_copy(update={
+        "name": f"qwen3-8b-tp{tensor_parallel}", "gpus": tensor_parallel,
+        "weight_gb_per_gpu": STUDENT_GPU.weight_gb_per_gpu / tensor_parallel,
+        "kv_kib_per_token_per_gpu": STUDENT_GPU.kv_kib_per_token_per_gpu / tensor_parallel,
+        "step_overhead_ms": STUDENT_GPU.step_overhead_ms + math.log2(tensor_parallel),
+        "prefill_tokens_per_s": STUDENT_GPU.prefill_tokens_per_s * tensor_parallel,
+    })
+
+
 class TraceProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -188,7 +188,8 @@ def gpu_projection(
     answer_tokens: str = typer.Option("1000,4000", "--answer-tokens", help="MIN,MAX answer length (drawn uniformly)"),
     prompts: int = typer.Option(80_000, "--project-prompts", min=1, help="build size the GPU-hours are projected for"),
     teacher_replicas: int = typer.Option(1, "--teacher-replicas", min=1, help="teacher replicas (4 GPUs each)"),
-    student_replicas: int = typer.Option(1, "--student-replicas", min=1, help="student replicas (1 GPU each)"),
+    student_replicas: int = typer.Option(1, "--student-replicas", min=1, help="student replicas"),
+    student_tp: int = typer.Option(1, "--student-tp", min=1, help="GPUs per student replica (tensor parallel)"),
     api_servers: int = typer.Option(
         1, "--api-servers", min=1, help="API processes per replica (vllm serve --api-server-count)"
     ),
@@ -204,7 +205,13 @@ def gpu_projection(
     predictors and schedules on a virtual clock; tessy vs teacher_only and vs the lock-step stand-in."""
     from pydantic import ValidationError
 
-    from tessy_core.bench.gpu_projection import STUDENT_GPU, TEACHER_GPU, ProjectionSettings, TraceProfile, run_projection
+    from tessy_core.bench.gpu_projection import (
+        TEACHER_GPU,
+        ProjectionSettings,
+        TraceProfile,
+        run_projection,
+        student_replica,
+    )
     from tessy_core.toyworld.build import WorldConfig, default_world_root
 
     root = world or default_world_root(WorldConfig())
@@ -219,7 +226,7 @@ def gpu_projection(
             teacher_replicas=teacher_replicas, student_replicas=student_replicas,
             build_processes=build_processes, client_request_ms=client_request_ms,
             teacher=TEACHER_GPU.model_copy(update={"api_servers": api_servers}),
-            student=STUDENT_GPU.model_copy(update={"api_servers": api_servers}),
+            student=student_replica(student_tp).model_copy(update={"api_servers": api_servers}),
             profile=TraceProfile(thinking_tokens_mean=thinking_tokens, answer_tokens_min=answer_min,
                                  answer_tokens_max=answer_max),
         )

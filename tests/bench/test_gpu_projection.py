@@ -175,3 +175,12 @@ def test_more_api_processes_serve_a_burst_of_requests_sooner():
     # One process admits the eight requests 10 ms apart (and sends their replies 5 ms each); four
     # processes take two requests each.
     assert one >= 0.08 + 0.04 and four < one - 0.06
+
+
+def test_a_tensor_parallel_student_steps_faster_on_more_gpus():
+    from tessy_core.bench.gpu_projection import STUDENT_GPU, student_replica
+
+    assert student_replica(1) == STUDENT_GPU
+    tp2 = student_replica(2)
+    assert tp2.gpus == 2 and tp2.weight_gb_per_gpu == STUDENT_GPU.weight_gb_per_gpu / 2
+    assert tp2.step_s(100_000, 0) < STUDENT_GPU.step_s(100_000, 0) and tp2.step_overhead_ms > STUDENT_GPU.step_overhead_ms
