@@ -9,6 +9,8 @@ from typing import Literal, Sequence
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+# `vllm serve`: the entry point that runs several API processes in front of one engine.
+VLLM_CLI_MODULE = "vllm.entrypoints.cli.main"
 OMP_BIND = "VLLM_CPU_OMP_THREADS_BIND"
 # Addresses a server may bind to that a client cannot connect to as such.
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
@@ -33,6 +35,13 @@ class ServerSpec(_Strict):
     cpu_kvcache_space_gib: int = Field(1, ge=1, description="cpu only: KV cache size (VLLM_CPU_KVCACHE_SPACE)")
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="gpu only")
     tensor_parallel_size: int | None = Field(None, ge=1, description="gpu only")
+    api_servers: int = Field(
+        1, ge=1, description=(
+            "gpu only: API processes in front of the engine (vllm serve --api-server-count); a TESSY build "
+            "sends a request per span, and one process's per-request work limits the teacher near 128 "
+            "samples in flight (docs/sizing.md §9)"
+        ),
+    )
     extra_args: list[str] = Field(default_factory=list, description="appended to the server's command line")
     env: dict[str, str] = Field(default_factory=dict, description="set for the server, over the defaults")
 
@@ -40,6 +49,8 @@ class ServerSpec(_Strict):
     def _gpu_options_need_gpu(self) -> "ServerSpec":
         if self.flavor == "cpu":
             gpu_only = [f for f in ("gpu_memory_utilization", "tensor_parallel_size") if getattr(self, f) is not None]
+            # vllm-cpu's `vllm serve` entry point fails on its package metadata (it is not named "vllm").
+            gpu_only += ["api_servers"] if self.api_servers > 1 else []
             if gpu_only:
                 raise ValueError(f"server {self.name!r}: {', '.join(gpu_only)} only apply to flavor 'gpu'")
         return self
@@ -61,8 +72,9 @@ class ServerSpec(_Strict):
 
     def command(self) -> list[str]:
         python = (self.venv / "bin" / "python").absolute()
+        entry = [VLLM_SERVER_MODULE] if self.api_servers == 1 else [VLLM_CLI_MODULE, "serve"]
         args = [
-            str(python), "-m", VLLM_SERVER_MODULE,
+            str(python), "-m", *entry,
             "--model", self.model_path,
             "--served-model-name", self.served_name,
             "--host", self.host,
@@ -77,6 +89,8 @@ class ServerSpec(_Strict):
             args += ["--gpu-memory-utilization", str(self.gpu_memory_utilization)]
         if self.tensor_parallel_size is not None:
             args += ["--tensor-parallel-size", str(self.tensor_parallel_size)]
+        if self.api_servers > 1:
+            args += ["--api-server-count", str(self.api_servers)]
         return args + self.extra_args
 
     def environment(self) -> dict[str, str]:

@@ -148,6 +148,10 @@ def test_the_gpu_node_workers_config_splits_the_gpus_between_the_models():
         command = server.command()
         assert "--enable-prefix-caching" in command and "--tensor-parallel-size" in command
     assert sorted(share_by_gpu) == [str(i) for i in range(8)]
+    # The teacher serves every other span request: several API processes (`vllm serve`'s entry).
+    teacher = next(s for s in config.servers if s.name == "teacher").command()
+    assert teacher[1:4] == ["-m", "vllm.entrypoints.cli.main", "serve"]
+    assert teacher[teacher.index("--api-server-count") + 1] == "4" and "--model" in teacher
     assert max(share_by_gpu.values()) <= 0.95
 
 

@@ -38,3 +38,10 @@ def test_a_binding_the_user_named_is_kept(monkeypatch):
     monkeypatch.setenv(OMP_BIND, "nobind")
     pair = _config("a", "b")
     assert pair.cpu_cores(pair.servers[0], cores=[0, 1]) is None
+
+
+def test_several_api_processes_are_a_gpu_option():
+    with pytest.raises(ValueError, match="api_servers only apply to flavor 'gpu'"):
+        ServerSpec(name="s", model_path="m", port=9000, api_servers=2)
+    one = ServerSpec(name="s", model_path="m", port=9000, flavor="gpu").command()
+    assert "vllm.entrypoints.openai.api_server" in one and "--api-server-count" not in one
