@@ -16,6 +16,8 @@
 #   MAX_MODEL_LEN          prompt + completion tokens (a trace reaches ~40K with the answer)
 #   MAX_NUM_SEQS           sequences batched at once (>= the build's samples in flight per replica)
 #   MAX_LOGPROBS           top-k logprobs a request may ask for
+#   API_SERVER_COUNT       API processes in front of the engine (teacher 4: a TESSY build sends it
+#                          every other span request; more than 1 runs `vllm serve --api-server-count`)
 #   EXTRA_ARGS             appended as is (word-split)
 #   VLLM_PYTHON            python of the vLLM environment (infra/vllm/install-venv.sh VENV gpu)
 # Prefix caching is always on: every TESSY step resends the whole trace so far, and only the cache
@@ -28,10 +30,10 @@ role="${1:-}"
 case "$role" in
   teacher)
     : "${MODEL:=openai/gpt-oss-120b}" "${SERVED_MODEL_NAME:=gpt-oss-120b}" "${PORT:=8000}"
-    : "${TENSOR_PARALLEL_SIZE:=4}" "${GPU_MEMORY_UTILIZATION:=0.90}" "${MAX_NUM_SEQS:=256}" ;;
+    : "${TENSOR_PARALLEL_SIZE:=4}" "${GPU_MEMORY_UTILIZATION:=0.90}" "${MAX_NUM_SEQS:=256}" "${API_SERVER_COUNT:=4}" ;;
   student)
     : "${MODEL:=Qwen/Qwen3-8B}" "${SERVED_MODEL_NAME:=qwen3-8b}" "${PORT:=8001}"
-    : "${TENSOR_PARALLEL_SIZE:=1}" "${GPU_MEMORY_UTILIZATION:=0.90}" "${MAX_NUM_SEQS:=256}" ;;
+    : "${TENSOR_PARALLEL_SIZE:=1}" "${GPU_MEMORY_UTILIZATION:=0.90}" "${MAX_NUM_SEQS:=256}" "${API_SERVER_COUNT:=1}" ;;
   *)
     echo "usage: $0 [--print] teacher|student   (settings from the environment, see the header)" >&2
     exit 2 ;;
@@ -39,7 +41,7 @@ esac
 : "${HOST:=0.0.0.0}" "${MAX_MODEL_LEN:=40960}" "${MAX_LOGPROBS:=20}" "${EXTRA_ARGS:=}"
 : "${VLLM_PYTHON:=python3}"
 
-for number in PORT TENSOR_PARALLEL_SIZE MAX_MODEL_LEN MAX_NUM_SEQS MAX_LOGPROBS; do
+for number in PORT TENSOR_PARALLEL_SIZE MAX_MODEL_LEN MAX_NUM_SEQS MAX_LOGPROBS API_SERVER_COUNT; do
   if ! [[ "${!number}" =~ ^[1-9][0-9]*$ ]]; then
     echo "$number must be a positive integer, got '${!number}'" >&2; exit 2
   fi
@@ -48,9 +50,16 @@ if ! awk -v u="$GPU_MEMORY_UTILIZATION" 'BEGIN { exit !(u > 0 && u <= 1) }'; the
   echo "GPU_MEMORY_UTILIZATION must be in (0, 1], got '$GPU_MEMORY_UTILIZATION'" >&2; exit 2
 fi
 
+# Several API processes need `vllm serve`'s entry point; one runs in the server module itself.
+entry=(-m vllm.entrypoints.openai.api_server)
+api_servers=()
+if [ "$API_SERVER_COUNT" -gt 1 ]; then
+  entry=(-m vllm.entrypoints.cli.main serve)
+  api_servers=(--api-server-count "$API_SERVER_COUNT")
+fi
 # shellcheck disable=SC2206 # EXTRA_ARGS is a word list by design
 cmd=(
-  "$VLLM_PYTHON" -m vllm.entrypoints.openai.api_server
+  "$VLLM_PYTHON" "${entry[@]}"
   --model "$MODEL"
   --served-model-name "$SERVED_MODEL_NAME"
   --host "$HOST" --port "$PORT"
@@ -61,6 +70,7 @@ cmd=(
   --max-logprobs "$MAX_LOGPROBS"
   --enable-prefix-caching
   --disable-uvicorn-access-log
+  "${api_servers[@]}"
   $EXTRA_ARGS
 )
 

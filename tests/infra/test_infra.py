@@ -210,13 +210,15 @@ def test_serve_script_builds_the_vllm_command_per_role():
     teacher = _serve("--print", "teacher")
     assert teacher.returncode == 0, teacher.stderr
     words = teacher.stdout.split()
-    assert words[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
-    flags = dict(zip(words[3::2], words[4::2]))
-    assert flags["--tensor-parallel-size"] == "4" and flags["--port"] == "8000"
+    # Four API processes for the teacher: `vllm serve`'s entry point.
+    assert words[1:4] == ["-m", "vllm.entrypoints.cli.main", "serve"]
+    flags = dict(zip(words[4::2], words[5::2]))
+    assert flags["--tensor-parallel-size"] == "4" and flags["--port"] == "8000" and flags["--api-server-count"] == "4"
     assert "--enable-prefix-caching" in words
 
     student = _serve("--print", "student", TENSOR_PARALLEL_SIZE="2", GPU_MEMORY_UTILIZATION="0.35", MODEL="/m/q")
     words = student.stdout.split()
+    assert words[1:3] == ["-m", "vllm.entrypoints.openai.api_server"] and "--api-server-count" not in words
     assert words[words.index("--tensor-parallel-size") + 1] == "2"
     assert words[words.index("--gpu-memory-utilization") + 1] == "0.35"
     assert words[words.index("--model") + 1] == "/m/q" and words[words.index("--port") + 1] == "8001"
@@ -249,19 +251,33 @@ def test_vllm_accepts_the_launchers_arguments():
         "args = make_arg_parser(FlexibleArgumentParser()).parse_args(sys.argv[1:])\n"
         "validate_parsed_serve_args(args)\n"
         "print(json.dumps({k: getattr(args, k) for k in ('tensor_parallel_size', 'gpu_memory_utilization',"
-        " 'max_model_len', 'enable_prefix_caching', 'max_num_seqs')}))\n"
+        " 'max_model_len', 'enable_prefix_caching', 'max_num_seqs', 'api_server_count')}))\n"
     )
     import json
 
-    for role, tp in (("teacher", 4), ("student", 1)):
+    for role, tp, api_servers in (("teacher", 4, 4), ("student", 1, None)):
         words = _serve("--print", role).stdout.split()
         result = subprocess.run(
-            [str(vllm_python), "-c", check, *words[3:]], capture_output=True, text=True,
+            [str(vllm_python), "-c", check, *words[words.index("--model"):]], capture_output=True, text=True,
             env={**os.environ, "VLLM_NO_USAGE_STATS": "1"},
         )
         assert result.returncode == 0, result.stderr[-3000:]
         parsed = json.loads(result.stdout.strip().splitlines()[-1])
         assert parsed == {
             "tensor_parallel_size": tp, "gpu_memory_utilization": 0.9, "max_model_len": 40960,
-            "enable_prefix_caching": True, "max_num_seqs": 256,
+            "enable_prefix_caching": True, "max_num_seqs": 256, "api_server_count": api_servers,
         }
+    # The GPU node's `tessy workers` commands too.
+    from tessy_core.config import load_yaml_model
+
+    node = load_yaml_model(WorkersConfig, INFRA / "vllm" / "node-8gpu.yaml", section="workers")
+    for server in node.servers:
+        words = server.command()
+        result = subprocess.run(
+            [str(vllm_python), "-c", check, *words[words.index("--model"):]], capture_output=True, text=True,
+            env={**os.environ, "VLLM_NO_USAGE_STATS": "1"},
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        parsed = json.loads(result.stdout.strip().splitlines()[-1])
+        assert parsed["tensor_parallel_size"] == server.tensor_parallel_size and parsed["enable_prefix_caching"]
+        assert parsed["api_server_count"] == (server.api_servers if server.api_servers > 1 else None)
