@@ -101,8 +101,8 @@ class Replicas:
                 if inspect.isawaitable(reply):
                     reply = await reply
             except Drop:
-                request.transport.close()
-                raise asyncio.CancelledError from None
+                request.transport.close()  # the reply below goes nowhere
+                return web.Response()
             if callable(reply):  # a streaming handler: writes its own reply
                 return await reply(request)
             return reply
@@ -114,7 +114,7 @@ class Replicas:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         self.runners.append(runner)
-        return site._server.sockets[0].getsockname()[1]
+        return runner.addresses[0][1]
 
     async def close(self) -> None:
         for runner in self.runners:

@@ -255,14 +255,16 @@ def test_vllm_accepts_the_launchers_arguments():
     )
     import json
 
-    for role, tp, api_servers in (("teacher", 4, 4), ("student", 1, None)):
-        words = _serve("--print", role).stdout.split()
+    def parsed_by_vllm(words: list[str]) -> dict:
         result = subprocess.run(
             [str(vllm_python), "-c", check, *words[words.index("--model"):]], capture_output=True, text=True,
             env={**os.environ, "VLLM_NO_USAGE_STATS": "1"},
         )
         assert result.returncode == 0, result.stderr[-3000:]
-        parsed = json.loads(result.stdout.strip().splitlines()[-1])
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    for role, tp, api_servers in (("teacher", 4, 4), ("student", 1, None)):
+        parsed = parsed_by_vllm(_serve("--print", role).stdout.split())
         assert parsed == {
             "tensor_parallel_size": tp, "gpu_memory_utilization": 0.9, "max_model_len": 40960,
             "enable_prefix_caching": True, "max_num_seqs": 256, "api_server_count": api_servers,
@@ -272,12 +274,6 @@ def test_vllm_accepts_the_launchers_arguments():
 
     node = load_yaml_model(WorkersConfig, INFRA / "vllm" / "node-8gpu.yaml", section="workers")
     for server in node.servers:
-        words = server.command()
-        result = subprocess.run(
-            [str(vllm_python), "-c", check, *words[words.index("--model"):]], capture_output=True, text=True,
-            env={**os.environ, "VLLM_NO_USAGE_STATS": "1"},
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        parsed = json.loads(result.stdout.strip().splitlines()[-1])
+        parsed = parsed_by_vllm(server.command())
         assert parsed["tensor_parallel_size"] == server.tensor_parallel_size and parsed["enable_prefix_caching"]
         assert parsed["api_server_count"] == (server.api_servers if server.api_servers > 1 else None)
