@@ -351,9 +351,10 @@ async def _notify(sequence: _Sequence, delay_s: float) -> None:
 
 @dataclass
 class TextPools:
-    """Sentences of the small world: capability clauses and each side's style openers."""
+    """Sentences of the small world: capability clauses (by problem family) and each side's style
+    openers."""
 
-    clauses: list[str]
+    clauses: dict[str, list[str]]
     teacher_openers: list[str]
     student_openers: list[str]
     student_closings: list[str]
@@ -363,7 +364,8 @@ class TextPools:
     def from_world_corpus(cls, corpus_dir: Path, limit: int = 2000) -> "TextPools":
         from tessy_core.toyworld.styles import STUDENT_STYLE, TEACHER_STYLE
 
-        clauses, answers = set(), []
+        clauses: dict[str, set[str]] = {}
+        answers = []
         with (corpus_dir / "teacher.jsonl").open() as handle:
             for _, line in zip(range(limit), handle):
                 row = json.loads(line)
@@ -371,10 +373,10 @@ class TextPools:
                 for start, end in row["style_spans"]:
                     piece = text[cursor:start].strip()
                     if piece.endswith("."):
-                        clauses.add(piece)
+                        clauses.setdefault(row["family"], set()).add(piece)
                     cursor = end
                 answers.extend(line for line in row["answer"].splitlines() if line.strip() and "```" not in line)
-        return cls(sorted(clauses), list(TEACHER_STYLE.openers), list(STUDENT_STYLE.openers),
+        return cls({family: sorted(found) for family, found in sorted(clauses.items())}, list(TEACHER_STYLE.openers), list(STUDENT_STYLE.openers),
                    list(STUDENT_STYLE.closings), sorted(set(answers)))
 
 
@@ -383,6 +385,7 @@ class _SampleScript:
     thinking_tokens: int
     answer_tokens: int
     rng: random.Random
+    family: str
 
 
 class SimulatedBackend:
@@ -441,7 +444,8 @@ class SimulatedBackend:
             sigma = self.profile.thinking_tokens_sigma
             thinking = int(mean * math.exp(rng.gauss(0, sigma) - sigma * sigma / 2))
             answer = rng.randint(self.profile.answer_tokens_min, self.profile.answer_tokens_max)
-            script = self._scripts[sample] = _SampleScript(max(thinking, 64), answer, random.Random(rng.random()))
+            family = rng.choice(sorted(self.pools.clauses))
+            script = self._scripts[sample] = _SampleScript(max(thinking, 64), answer, random.Random(rng.random()), family)
         return script
 
     def _continuation(self, prompt: str, key: str, max_tokens: int) -> tuple[list[str], bool]:
@@ -460,12 +464,12 @@ class SimulatedBackend:
         if written >= script.thinking_tokens:
             return self._tokens(self.think_end), False
         budget = min(max_tokens + 8, int(script.thinking_tokens - written) + 8)
-        text = ""
+        text, clauses = "", pools.clauses[script.family]
         while len(text) / 3.6 < budget:
             if self.role == "teacher":
-                text += " " + rng.choice(pools.clauses) + " " + rng.choice(pools.teacher_openers)
+                text += " " + rng.choice(clauses) + " " + rng.choice(pools.teacher_openers)
             else:
-                text += " " + rng.choice(pools.student_openers) + " " + rng.choice(pools.clauses)
+                text += " " + rng.choice(pools.student_openers) + " " + rng.choice(clauses)
         if not thinking:
             text = text.lstrip()
         tokens = self._tokens(text)

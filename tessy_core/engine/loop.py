@@ -69,14 +69,17 @@ class Participant:
 _SPANS_BEFORE_LEARNED_CAP = 16
 
 
-def _with_handover_stop(completion: Completion, stops: tuple[str, ...]) -> tuple[Completion, bool]:
+def _with_handover_stop(completion: Completion, stops: tuple[str, ...], role: Role) -> tuple[Completion, bool]:
     """A completion the server ended at a handover stop string, with that string put back (the
     model wrote it: the predictor decides whether it is the handover) and finish_reason
-    "handover_stop" (not the end of the thinking); and whether its text now ends at a word end."""
+    "handover_stop" (not the end of the thinking); and whether the predictor's reading of the token
+    after it counts. It does for the student, whose stop is a whole style run ending at a word end.
+    The teacher's stop is the first style token itself, often a word's first letters (" Check" of
+    " Check:", predictors/stops.py): the predictor hands over before it or not at all."""
     if completion.finish_reason != "stop" or completion.stop_string not in stops:
         return completion, False
     text = completion.text + completion.stop_string
-    return Completion(text, completion.num_tokens, "handover_stop", completion.stop_string), True
+    return Completion(text, completion.num_tokens, "handover_stop", completion.stop_string), role is Role.student
 
 
 @dataclass
@@ -467,9 +470,9 @@ class CooperativeDecoder:
         common["stop"] = think_end + stops
         if mode == "stops":
             completion = await backend.complete(prompt, max_tokens=min(self._span_cap(participant), budget), **common)
-            completion, at_word_end = _with_handover_stop(completion, stops)
+            completion, lookahead = _with_handover_stop(completion, stops, participant.role)
             cut = await self._handover_cut(
-                participant, thinking, completion.text, continuing, lookahead=at_word_end, **cut_kwargs
+                participant, thinking, completion.text, continuing, lookahead=lookahead, **cut_kwargs
             )
             return self._span_done(participant, state, continuing, completion, cut)
 
@@ -499,8 +502,8 @@ class CooperativeDecoder:
         if completion.finish_reason == "closed":
             return self._span_done(participant, state, continuing, completion, found[-1])
         # The last word was never shown to the predictor.
-        completion, at_word_end = _with_handover_stop(completion, stops)
-        cut = await self._handover_cut(participant, thinking, completion.text, continuing, lookahead=at_word_end, **cut_kwargs)
+        completion, lookahead = _with_handover_stop(completion, stops, participant.role)
+        cut = await self._handover_cut(participant, thinking, completion.text, continuing, lookahead=lookahead, **cut_kwargs)
         return self._span_done(participant, state, continuing, completion, cut)
 
     def _span_done(

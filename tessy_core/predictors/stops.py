@@ -6,8 +6,10 @@ one, with (nearly) nothing decoded past the handover; the predictor then confirm
 overrides it (`engine.span_requests: stops`, docs/engine.md).
 
 - teacher (hands over at the first STYLE token): a stop is the whitespace and first word of a style
-  run that follows capability text (" Thus", " Check:"). The server cuts the text before it; the
-  opener's own tokens are the only ones decoded for nothing.
+  run that follows capability text (" Thus", " Check:"), shortened to the word's letters (" Check")
+  where that is just as precise. The server cuts the text before it; the opener's first token (the
+  tokenizers split punctuation off a word) is the only one decoded for nothing, and the predictor
+  confirms the handover from the text before it.
 - student (hands over at the first CAPABILITY token): a stop is a whole style run that capability
   text follows ("Okay, so"). The engine puts the matched text back (it is the student's span) and
   the predictor's reading of the next token decides the handover at its end.
@@ -27,6 +29,8 @@ from typing import Iterable, Literal, Sequence
 from tessy_core.files import write_atomic
 
 STOPS_FILE = "handover_stops.json"
+# 2: teacher stops shortened to the word's letters. A file of an older format is mined again.
+STOPS_FORMAT = 2
 Role = Literal["teacher", "student"]
 
 
@@ -94,9 +98,16 @@ def mine_handover_stops(
         if share >= min_precision and len(chosen) < max_stops:
             chosen.append(stop)
     covered = sum(support[stop] for stop in chosen)
+    shortened = {}
+    if role == "teacher":
+        boundary_offsets = {found for offsets in at_boundary.values() for found in offsets}
+        shortened = _shortened_stops(rows, chosen, boundary_offsets, min_precision)
+    stops = list(dict.fromkeys(shortened.get(stop, stop) for stop in chosen))
     return {
+        "format": STOPS_FORMAT,
         "role": role,
-        "stops": chosen,
+        "stops": stops,
+        "shortened": shortened,
         "support": {stop: support[stop] for stop in chosen},
         "precision": {stop: precision[stop] for stop in chosen},
         "rejected_for_precision": {stop: p for stop, p in precision.items() if stop not in chosen},
@@ -104,6 +115,44 @@ def mine_handover_stops(
         "coverage": round(covered / boundaries, 4) if boundaries else 0.0,
         "min_precision": min_precision,
     }
+
+
+def _letters(word_stop: str) -> str:
+    """" Check:" -> " Check", " Let's" -> " Let"; the stop itself when its word has no letters first."""
+    end = 1
+    while end < len(word_stop) and word_stop[end].isalnum():
+        end += 1
+    return word_stop[:end] if end > 1 else word_stop
+
+
+def _shortened_stops(rows, chosen: list[str], boundary_offsets: set[tuple[int, int]], min_precision: float) -> dict[str, str]:
+    """{teacher stop: its letters} where the letters alone are as precise: a stop string also
+    matches inside longer words (" Check" in " Checking"), and every such match must sit at a
+    boundary as often as the whole word's did."""
+    shortened = {}
+    for stop in chosen:
+        short = _letters(stop)
+        if short == stop:
+            continue
+        hits = total = 0
+        for index, (text, _) in enumerate(rows):
+            position = text.find(short)
+            while position != -1:
+                total += 1
+                hits += (index, position) in boundary_offsets
+                position = text.find(short, position + 1)
+        if total and hits / total >= min_precision:
+            shortened[stop] = short
+    return shortened
+
+
+def handover_stops_outdated(predictor_dir: str | Path) -> bool:
+    """Whether the predictor's stops file is missing or of an older format (to be mined again)."""
+    path = Path(predictor_dir) / STOPS_FILE
+    try:
+        return json.loads(path.read_text()).get("format", 1) < STOPS_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return True
 
 
 def write_handover_stops(predictor_dir: str | Path, mined: dict) -> Path:

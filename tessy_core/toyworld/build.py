@@ -174,7 +174,7 @@ def build_world(
     say = progress or (lambda stage, message: None)
     with _exclusive(root / ".lock"):
         if (root / "world.json").exists():
-            for role in ROLES:  # worlds built before predictors carried their handover stops
+            for role in ROLES:  # worlds built before predictors carried their handover stops (or these)
                 _stage_handover_stops(world, config, role)
             return world
         started = time.perf_counter()
@@ -349,10 +349,10 @@ def _predictor_texts(world: World, config: WorldConfig, role: str) -> list[tuple
 
 def _stage_handover_stops(world: World, config: WorldConfig, role: str) -> None:
     """The predictor's handover stop strings, mined from its own training labels."""
-    from tessy_core.predictors.stops import STOPS_FILE, mine_handover_stops, write_handover_stops
+    from tessy_core.predictors.stops import handover_stops_outdated, mine_handover_stops, write_handover_stops
 
     out_dir = world.predictor_dir(role)
-    if not out_dir.is_dir() or (out_dir / STOPS_FILE).exists():
+    if not out_dir.is_dir() or not handover_stops_outdated(out_dir):
         return
     train = _predictor_texts(world, config, role)[: config.predictors.train_traces]
     write_handover_stops(out_dir, mine_handover_stops(train, role))  # type: ignore[arg-type]

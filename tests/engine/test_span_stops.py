@@ -99,3 +99,22 @@ def test_the_request_size_is_learned_from_the_spans_seen():
     assert decoder._span_cap(teacher) == 20 * 5 // 4 + 2  # the 95th percentile, a quarter on top
     decoder._span_lengths[Role.teacher] = deque([1] * 100, maxlen=512)
     assert decoder._span_cap(teacher) == 10  # never below k
+
+
+async def test_a_teacher_stop_of_a_word_s_first_letters_hands_over_before_it():
+    # The server stops at " Check" (of " Check:"): the predictor reads it as the first style token
+    # and the teacher's span ends before it (only that one token was decoded for nothing).
+    teacher = ScriptedBackend("teacher", [(" we add them. Check: the sum", "length"), (" done.</think>", "stop")])
+    student = ScriptedBackend("student", [("Okay, so we", "length"), (" Check: so", "length"), ("print(sum(xs))", "stop")])
+    teacher_predictor = StopLexicon(["Check"], [" Check"])
+    student_predictor = StopLexicon(["Okay, so", "Check:"], ["Okay, so", "Check:"])
+    result = await _decoder(teacher, student, teacher_predictor, student_predictor).generate(REQUEST)
+
+    assert result.ok, result.failure_reason
+    assert [(s.role, s.text, s.steps) for s in result.spans[:3]] == [
+        (Role.student, "Okay, so", 1),
+        (Role.teacher, " we add them.", 1),
+        (Role.student, " Check:", 1),
+    ]
+    # The token after the teacher's stop tells nothing: the stop is the handover or it is not.
+    assert teacher_predictor.calls[0] == {"chunk": " we add them. Check", "stream": "s1/1/teacher", "lookahead": False}

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tessy_core.predictors.stops import load_handover_stops, mine_handover_stops, write_handover_stops
+import json
+
+from tessy_core.predictors.stops import (
+    STOPS_FORMAT,
+    handover_stops_outdated,
+    load_handover_stops,
+    mine_handover_stops,
+    write_handover_stops,
+)
 
 
 def _labelled(text: str, phrases: list[str]) -> tuple[str, list[tuple[int, int]]]:
@@ -38,3 +46,25 @@ def test_student_stops_are_whole_style_runs_that_capability_follows(tmp_path):
     write_handover_stops(tmp_path, mined)
     assert set(load_handover_stops(tmp_path)) == set(mined["stops"])
     assert load_handover_stops(tmp_path / "missing") == ()
+
+
+def test_teacher_stops_shorten_to_the_word_s_letters_where_that_is_as_precise(tmp_path):
+    rows = [
+        _labelled("We add them. Check: the sum is 6. Note: n is small. Thus print it.", ["Check:", "Note:", "Thus"]),
+        # " Note" inside capability text: cutting there would split a sentence, so " Note:" stays whole.
+        _labelled("We read Notes of the list. Note: it may be empty. Thus print 0.", ["Note:", "Thus"]),
+    ] * 5
+    mined = mine_handover_stops(rows, "teacher")
+    assert set(mined["stops"]) == {" Check", " Note:", " Thus"}
+    assert mined["shortened"] == {" Check:": " Check"}
+    assert mined["format"] == STOPS_FORMAT
+    # Each boundary is still found by the shortened stop (the server cuts one token earlier).
+    assert mined["coverage"] == 1.0
+
+
+def test_a_stops_file_of_an_older_format_is_outdated(tmp_path):
+    assert handover_stops_outdated(tmp_path)  # none yet
+    (tmp_path / "handover_stops.json").write_text(json.dumps({"role": "teacher", "stops": [" Check:"]}))
+    assert handover_stops_outdated(tmp_path)
+    write_handover_stops(tmp_path, mine_handover_stops(ROWS, "teacher"))
+    assert not handover_stops_outdated(tmp_path)
