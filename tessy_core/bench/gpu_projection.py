@@ -38,13 +38,14 @@ teacher share of kept tokens close to the paper's 0.70-0.78. Real predictors dec
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 import json
 import math
 import random
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -351,58 +352,174 @@ async def _notify(sequence: _Sequence, delay_s: float) -> None:
 
 @dataclass
 class TextPools:
-    """Sentences of the small world: capability clauses (by problem family) and each side's style
-    openers."""
+    """The small world's text as each model writes it: its traces' reasoning (the capability pieces
+    between style runs, in order, by problem family), its style runs (as often as its corpus has
+    each), and answer lines."""
 
-    clauses: dict[str, list[str]]
-    teacher_openers: list[str]
-    student_openers: list[str]
-    student_closings: list[str]
+    reasoning: dict[str, dict[str, list[list[str]]]]  # role -> family -> traces -> pieces in order
+    openings: list[str]  # the student's style runs that open a trace
+    style_runs: dict[str, list[str]]  # role -> style runs with reasoning on both sides
     answer_lines: list[str]
 
     @classmethod
     def from_world_corpus(cls, corpus_dir: Path, limit: int = 2000) -> "TextPools":
-        from tessy_core.toyworld.styles import STUDENT_STYLE, TEACHER_STYLE
+        from tessy_core.predictors.stops import style_runs
 
-        clauses: dict[str, set[str]] = {}
-        answers = []
-        with (corpus_dir / "teacher.jsonl").open() as handle:
-            for _, line in zip(range(limit), handle):
-                row = json.loads(line)
-                text, cursor = row["thinking"], 0
-                for start, end in row["style_spans"]:
-                    piece = text[cursor:start].strip()
-                    if piece.endswith("."):
-                        clauses.setdefault(row["family"], set()).add(piece)
-                    cursor = end
-                answers.extend(line for line in row["answer"].splitlines() if line.strip() and "```" not in line)
-        return cls({family: sorted(found) for family, found in sorted(clauses.items())}, list(TEACHER_STYLE.openers), list(STUDENT_STYLE.openers),
-                   list(STUDENT_STYLE.closings), sorted(set(answers)))
+        reasoning: dict[str, dict[str, list[list[str]]]] = {"teacher": {}, "student": {}}
+        openings: list[str] = []
+        runs: dict[str, list[str]] = {"teacher": [], "student": []}
+        answers: set[str] = set()
+        for role in ("teacher", "student"):
+            with (corpus_dir / f"{role}.jsonl").open() as handle:
+                for _, line in zip(range(limit), handle):
+                    row = json.loads(line)
+                    text, cursor, pieces = row["thinking"], 0, []
+                    for start, end in style_runs(text, row["style_spans"]):
+                        piece = text[cursor:start].strip()
+                        if piece:
+                            pieces.append(piece)
+                            if text[end:].strip():
+                                runs[role].append(text[start:end])
+                        elif role == "student" and start == 0:
+                            openings.append(text[start:end])
+                        cursor = end
+                    if pieces:
+                        reasoning[role].setdefault(row["family"], []).append(pieces)
+                    if role == "teacher":
+                        answers.update(line for line in row["answer"].splitlines() if line.strip() and "```" not in line)
+        return cls({role: dict(sorted(found.items())) for role, found in reasoning.items()}, openings, runs, sorted(answers))
+
+
+@dataclass
+class _Segment:
+    start: int  # offset in the sample's trace
+    text: str  # with its leading space (BPE tokens carry it)
+    style: bool
 
 
 @dataclass
 class _SampleScript:
+    """What one sample's trace is meant to be: its drawn lengths and the TESSY trace both models
+    write (real traces' reasoning in order, the student's style runs between the pieces)."""
+
     thinking_tokens: int
     answer_tokens: int
     rng: random.Random
-    family: str
+    family: str = ""
+    segments: list[_Segment] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    world_trace_starts: list[int] = field(default_factory=list)  # where each world trace in it begins
+    # (offset in the thinking, offset in the trace) where each piece of the last request's text
+    # began: the thinking leaves the trace where a model skips or rewrites part of it.
+    anchors: list[tuple[int, int]] = field(default_factory=lambda: [(0, 0)])
+
+    @property
+    def end(self) -> int:
+        return self.starts[-1] + len(self.segments[-1].text) if self.segments else 0
+
+    def add(self, text: str, style: bool) -> None:
+        start = self.end
+        self.segments.append(_Segment(start, text if not self.segments else " " + text, style))
+        self.starts.append(start)
+
+    def segment_at(self, offset: int) -> int:
+        return max(bisect.bisect_right(self.starts, offset) - 1, 0)
+
+    def trace_offset(self, thinking_length: int) -> int:
+        """Where in the trace a thinking of this length stands."""
+        found = bisect.bisect_right(self.anchors, (thinking_length, math.inf)) - 1
+        at, trace_at = self.anchors[found] if found >= 0 else (0, 0)
+        return trace_at + max(thinking_length - at, 0)
+
+    def world_trace_start(self, thinking_length: int) -> int:
+        """Where in a thinking of this length the world trace it ends in began."""
+        position = self.trace_offset(thinking_length)
+        began = self.world_trace_starts[max(bisect.bisect_right(self.world_trace_starts, position) - 1, 0)]
+        return max(thinking_length - (position - began), 0)
+
+
+class SampleScripts:
+    """Each sample's script, shared by both models' backends: its drawn lengths and its trace."""
+
+    def __init__(self, pools: TextPools, profile: TraceProfile):
+        self.pools = pools
+        self.profile = profile
+        self._scripts: dict[str, _SampleScript] = {}
+
+    def get(self, key: str) -> _SampleScript:
+        sample = key.rsplit("/", 1)[0]
+        script = self._scripts.get(sample)
+        if script is None:
+            rng = random.Random(f"{self.profile.seed}:{sample}")
+            mean = self.profile.thinking_tokens_mean
+            sigma = self.profile.thinking_tokens_sigma
+            thinking = int(mean * math.exp(rng.gauss(0, sigma) - sigma * sigma / 2))
+            answer = rng.randint(self.profile.answer_tokens_min, self.profile.answer_tokens_max)
+            script = _SampleScript(max(thinking, 64), answer, random.Random(rng.random()))
+            self._write_trace(script, rng)
+            self._scripts[sample] = script
+        return script
+
+    def _write_trace(self, script: _SampleScript, rng: random.Random) -> None:
+        """The sample's TESSY trace, long enough for its thinking: whole traces of one problem
+        family one after another, each a student's opening and a teacher trace's reasoning pieces in
+        order with the student's style runs between them."""
+        pools = self.pools
+        script.family = rng.choice(sorted(pools.reasoning["teacher"]))
+        traces = pools.reasoning["teacher"][script.family]
+        wanted = script.thinking_tokens * 3.6 * 1.5 + 200
+        while not script.segments or script.starts[-1] < wanted:
+            script.world_trace_starts.append(script.end)
+            script.add(rng.choice(pools.openings), True)
+            for index, piece in enumerate(rng.choice(traces)):
+                if index:
+                    script.add(rng.choice(pools.style_runs["student"]), True)
+                script.add(piece, False)
+
+
+class TraceLocalPredictor:
+    """A boundary predictor that reads a simulated trace from the start of the world trace it is in.
+
+    The small world's traces are ~150 tokens; a projected one is many of them end to end, and past
+    the first, the predictor's window would hold text no model writes (one trace's end, another's
+    start), where the small world's predictor, trained on whole short traces, cuts mid-sentence.
+    Read from the current world trace's start, each call sees the context the CPU world's
+    predictor sees, so the spans it cuts (and what is thrown away) are those of the world's own
+    length at any projected length. The full-window reading is used (the incremental one keeps
+    one reading per stream); its cost in the model is `predictor_step_ms` either way.
+    """
+
+    reads_streams = True
+
+    def __init__(self, predictor, scripts: "SampleScripts"):
+        self.predictor = predictor
+        self.scripts = scripts
+
+    def __getattr__(self, name):
+        return getattr(self.predictor, name)
+
+    async def find_boundary(self, context: str, chunk: str, target, min_offset: int = 0, *, stream: str | None = None,
+                            lookahead: bool = False):
+        if stream is not None:
+            context = context[self.scripts.get(stream.split("/", 1)[0]).world_trace_start(len(context)) :]
+        return await self.predictor.find_boundary(context, chunk, target, min_offset, lookahead=lookahead)
+
+    def release(self, stream: str) -> None:
+        return None
 
 
 class SimulatedBackend:
     """A `Backend` (and `StreamingBackend`) of one model served by simulated replicas."""
 
-    def __init__(self, role: str, replicas: Sequence[SimulatedReplica], tokenizer, pools: TextPools,
-                 profile: TraceProfile, clients: Sequence[ClientLoop] = (), think_end: str = "</think>",
-                 answer_open: str = "\n</think>\n\n"):
+    def __init__(self, role: str, replicas: Sequence[SimulatedReplica], tokenizer, scripts: SampleScripts | None,
+                 clients: Sequence[ClientLoop] = (), think_end: str = "</think>", answer_open: str = "\n</think>\n\n"):
         self.role = role
         self.replicas = list(replicas)
         self.clients = list(clients) or [ClientLoop(0.0)]
         self.tokenizer = tokenizer
-        self.pools = pools
-        self.profile = profile
+        self.scripts = scripts
         self.think_end = think_end
         self.answer_open = answer_open
-        self._scripts: dict[str, _SampleScript] = {}
         # Seconds the requests spent in each place, summed (where a sample's time goes).
         self.request_seconds = {"client": 0.0, "api": 0.0, "engine": 0.0}
 
@@ -435,23 +552,12 @@ class SimulatedBackend:
             cursor = end
         return pieces
 
-    def script(self, key: str) -> _SampleScript:
-        sample = key.rsplit("/", 1)[0]
-        script = self._scripts.get(sample)
-        if script is None:
-            rng = random.Random(f"{self.profile.seed}:{sample}")
-            mean = self.profile.thinking_tokens_mean
-            sigma = self.profile.thinking_tokens_sigma
-            thinking = int(mean * math.exp(rng.gauss(0, sigma) - sigma * sigma / 2))
-            answer = rng.randint(self.profile.answer_tokens_min, self.profile.answer_tokens_max)
-            family = rng.choice(sorted(self.pools.clauses))
-            script = self._scripts[sample] = _SampleScript(max(thinking, 64), answer, random.Random(rng.random()), family)
-        return script
-
     def _continuation(self, prompt: str, key: str, max_tokens: int) -> tuple[list[str], bool]:
-        """What the model writes after `prompt` (and whether that text ends its turn)."""
-        script = self.script(key or "anonymous")
-        rng, pools = script.rng, self.pools
+        """What the model writes after `prompt` (and whether that text ends its turn): the sample's
+        trace from where its thinking stands, the student as it is, the teacher with its own style
+        runs in place of the student's."""
+        script = self.scripts.get(key or "anonymous")
+        rng, pools = script.rng, self.scripts.pools
         if prompt.endswith(self.answer_open):
             lines = []
             while len(lines) * 9 < script.answer_tokens:
@@ -464,12 +570,37 @@ class SimulatedBackend:
         if written >= script.thinking_tokens:
             return self._tokens(self.think_end), False
         budget = min(max_tokens + 8, int(script.thinking_tokens - written) + 8)
-        text, clauses = "", pools.clauses[script.family]
-        while len(text) / 3.6 < budget:
-            if self.role == "teacher":
-                text += " " + rng.choice(clauses) + " " + rng.choice(pools.teacher_openers)
+        position = script.trace_offset(len(thinking))
+        index = script.segment_at(position)
+        segment = script.segments[index]
+        text = segment.text[position - segment.start :]
+        if self.role == "teacher" and segment.style:
+            # The teacher writes reasoning: the rest of a style run is not its text.
+            index += 1
+            segment = script.segments[min(index, len(script.segments) - 1)]
+            text, position = segment.text, segment.start
+        elif thinking and text and not text[0].isspace():
+            # The thinking ended mid-word (a cut inside a word): go on from the next word.
+            skip = text.find(" ") if " " in text else len(text)
+            text, position = text[skip:], position + skip
+        anchors = [(len(thinking), position)]
+        # Past where it stands, each model writes its own kind of text where the trace has the
+        # other model's: the teacher its style runs (where it hands over), the student its own
+        # reasoning (where it hands back).
+        own_reasoning = pools.reasoning["student"].get(script.family) or [[""]]
+        while len(text) / 3.6 < budget and index + 1 < len(script.segments):
+            index += 1
+            following = script.segments[index]
+            anchors.append((len(thinking) + len(text), following.start))
+            if self.role == "teacher" and following.style:
+                text += " " + rng.choice(pools.style_runs["teacher"])
+            elif self.role == "student" and not following.style:
+                text += " " + rng.choice(rng.choice(own_reasoning))
             else:
-                text += " " + rng.choice(pools.student_openers) + " " + rng.choice(clauses)
+                text += following.text
+                continue
+            anchors.append((len(thinking) + len(text), following.start + len(following.text)))
+        script.anchors = anchors
         if not thinking:
             text = text.lstrip()
         tokens = self._tokens(text)
@@ -491,7 +622,7 @@ class SimulatedBackend:
         await self.client_for(affinity_key).spend()
         self.request_seconds["client"] += loop.time() - started
         tokens, eos = self._continuation(prompt, affinity_key or "anonymous", max_tokens)
-        prompt_tokens = self.profile.problem_tokens + int(len(prompt) / 3.6)
+        prompt_tokens = self.scripts.profile.problem_tokens + int(len(prompt) / 3.6)
         replica = self.replica_for(affinity_key)
         cached = replica.cached_prefix(affinity_key, prompt, prompt_tokens, lambda t: int(len(t) / 3.6))
         replica.prompt_tokens += prompt_tokens
@@ -530,6 +661,13 @@ class ProjectionSettings(BaseModel):
         1.8, ge=0, description=(
             "CPU of a build process's event loop per request, one request at a time (1.7-1.8 ms measured "
             "on the 2-core CPU machine with the aiohttp backend, 5.2 ms with httpx; docs/sizing.md §9)"
+        ),
+    )
+    predictor_reads_world_traces: bool = Field(
+        True, description=(
+            "the predictors read each simulated trace from the start of the small-world trace it is in "
+            "(TraceLocalPredictor); off: the whole stitched trace, which the world's predictors were never "
+            "trained on"
         ),
     )
     build_processes: int = Field(
@@ -579,10 +717,8 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
         "student": [SimulatedReplica(settings.student) for _ in range(settings.student_replicas)],
     }
     clients = [ClientLoop(settings.client_request_ms / 1000) for _ in range(settings.build_processes)]
-    backends = {
-        role: SimulatedBackend(role, replicas[role], tokenizers[role], pools, settings.profile, clients)
-        for role in replicas
-    }
+    scripts = SampleScripts(pools, settings.profile)
+    backends = {role: SimulatedBackend(role, replicas[role], tokenizers[role], scripts, clients) for role in replicas}
     predictors = {}
     if mode != "teacher_only":
         for role in replicas:
@@ -590,7 +726,7 @@ async def _run_mode(mode: str, settings: ProjectionSettings, world_root: Path, t
             for batcher in (predictor.batcher, getattr(predictor, "_step_batcher", None)):
                 if batcher is not None:
                     batcher.inline, batcher.inline_delay_s = True, settings.predictor_step_ms / 1000
-            predictors[role] = predictor
+            predictors[role] = TraceLocalPredictor(predictor, scripts) if settings.predictor_reads_world_traces else predictor
     decoder = _decoder(mode, settings, backends, predictors)
     sample_s = _time_samples(decoder)
     # The same ids in every mode: a sample's drawn thinking and answer lengths follow its id, so

@@ -34,7 +34,7 @@ STOPS_FORMAT = 2
 Role = Literal["teacher", "student"]
 
 
-def _style_runs(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+def style_runs(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """Style spans merged where only whitespace separates them (one run of style)."""
     runs: list[list[int]] = []
     for start, end in sorted(spans):
@@ -48,7 +48,7 @@ def _style_runs(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, 
 def _candidates(text: str, spans: Sequence[tuple[int, int]], role: Role) -> list[tuple[str, int]]:
     """(stop string, the offset in `text` where it matches at a boundary) for one labelled text."""
     out = []
-    for start, end in _style_runs(text, spans):
+    for start, end in style_runs(text, spans):
         if role == "teacher":
             if start == 0 or not text[start - 1].isspace() or not text[:start].strip():
                 continue  # not after capability text

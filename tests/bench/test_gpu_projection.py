@@ -14,6 +14,7 @@ from tessy_core.bench.gpu_projection import (
     ProjectionSettings,
     ReplicaModel,
     SimulatedReplica,
+    TextPools,
     TraceProfile,
     _Sequence,
     run_projection,
@@ -54,7 +55,7 @@ def test_decode_steps_slow_down_with_the_batch_and_stop_strings_end_sequences_at
 @pytest.fixture(scope="module")
 def tiny_world(tiny_models, tmp_path_factory):
     """A world folder the projection can read: the tiny LMs' tokenizers, random-weight predictors
-    with handover stops, and a small teacher corpus of the small world's kind of text."""
+    with handover stops, and small corpora of the small world's kind of text."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from tessy_core.predictors.stops import mine_handover_stops, write_handover_stops
@@ -62,9 +63,11 @@ def tiny_world(tiny_models, tmp_path_factory):
     from tessy_core.toyworld.problems import generate_problems
 
     root = tmp_path_factory.mktemp("projection_world")
-    traces = build_corpus(generate_problems(30, 0, "train"), "teacher", 60, 0, CorpusConfig(), allow_injection=False)
     (root / "corpora").mkdir()
-    (root / "corpora" / "teacher.jsonl").write_text("".join(json.dumps(t.to_json()) + "\n" for t in traces))
+    problems = generate_problems(30, 0, "train")
+    for role in ("student", "teacher"):
+        traces = build_corpus(problems, role, 60, 0, CorpusConfig(), allow_injection=False)
+        (root / "corpora" / f"{role}.jsonl").write_text("".join(json.dumps(t.to_json()) + "\n" for t in traces))
     for role in ("teacher", "student"):
         (root / "models").mkdir(exist_ok=True)
         (root / "models" / role).symlink_to(tiny_models[role])
@@ -75,6 +78,67 @@ def tiny_world(tiny_models, tmp_path_factory):
         AutoTokenizer.from_pretrained(tiny_models[role]).save_pretrained(out)
         write_handover_stops(out, mine_handover_stops([(t.thinking, t.style_spans) for t in traces], role, min_precision=0.5))
     return root
+
+
+POOLS = TextPools(
+    reasoning={"teacher": {"sum": [["we add the numbers.", "the total is 6."]]}, "student": {"sum": [["I add them up."]]}},
+    openings=["Okay, so"],
+    style_runs={"teacher": ["Thus"], "student": ["Hmm, so"]},
+    answer_lines=["print(6)"],
+)
+
+
+def _backends(tiny_models):
+    from transformers import AutoTokenizer
+
+    from tessy_core.bench.gpu_projection import SampleScripts, SimulatedBackend
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["student"])
+    tokenizer.model_max_length = 1 << 30
+    scripts = SampleScripts(POOLS, TraceProfile(thinking_tokens_mean=60, thinking_tokens_sigma=0.0))
+    return scripts, {role: SimulatedBackend(role, [SimulatedReplica(MODEL)], tokenizer, scripts) for role in ("teacher", "student")}
+
+
+def test_both_models_write_one_trace_per_sample_each_in_its_own_words(tiny_models):
+    scripts, backends = _backends(tiny_models)
+
+    def writes(role: str, thinking: str, max_tokens: int = 40) -> str:
+        tokens, _ = backends[role]._continuation("<think>\n" + thinking, f"s1/{role}", max_tokens)
+        return "".join(tokens)
+
+    trace = "".join(segment.text for segment in scripts.get("s1").segments)
+    assert trace.startswith("Okay, so we add the numbers. Hmm, so the total is 6. Okay, so we add the numbers.")
+    # The student writes the trace's style run, then its own reasoning where the trace has the teacher's.
+    assert writes("student", "").startswith("Okay, so I add them up. Hmm, so")
+    # The teacher writes the trace's reasoning, then its own style run where the trace has the student's.
+    assert writes("teacher", "Okay, so").startswith(" we add the numbers. Thus the total is 6. Thus we add")
+    # Where the student's span ended before its style run did, the teacher goes on with reasoning.
+    assert writes("teacher", "Okay, so we add the numbers. Hmm,").startswith(" the total is 6.")
+    # A cut inside a word: the other model goes on from the next word.
+    assert writes("student", "Okay, so we add the num").startswith(" Hmm, so I add them up.")
+
+
+def test_the_predictors_read_a_simulated_trace_from_the_start_of_its_world_trace(tiny_models):
+    from tessy_core.bench.gpu_projection import TraceLocalPredictor
+
+    scripts, _ = _backends(tiny_models)
+    trace = "".join(segment.text for segment in scripts.get("s1").segments)
+    second = scripts.get("s1").world_trace_starts[1]
+    seen = []
+
+    class Recording:
+        handover_stops = (" Thus",)
+
+        async def find_boundary(self, context, chunk, target, min_offset=0, *, lookahead=False):
+            seen.append((context, lookahead))
+            return None
+
+    predictor = TraceLocalPredictor(Recording(), scripts)
+    assert predictor.handover_stops == (" Thus",)
+    asyncio.run(predictor.find_boundary(trace[: second + 20], " x", None, stream="s1/1/teacher", lookahead=True))
+    asyncio.run(predictor.find_boundary(trace[:20], " x", None, stream="s1/1/student"))
+    assert seen == [(trace[second : second + 20], True), (trace[:20], False)]
+    assert trace[second:].startswith(" Okay, so we add")
 
 
 def test_a_projection_runs_the_real_engine_on_the_latency_model(tiny_world):
@@ -114,7 +178,7 @@ def test_a_samples_requests_stay_on_one_replica_and_samples_spread_over_replicas
     from tessy_core.bench.gpu_projection import SimulatedBackend
 
     pool = [SimulatedReplica(MODEL) for _ in range(3)]
-    backend = SimulatedBackend("student", pool, tokenizer=None, pools=None, profile=TraceProfile())
+    backend = SimulatedBackend("student", pool, tokenizer=None, scripts=None)
     assert backend.replica_for("s1/a0/student") is backend.replica_for("s1/a0/teacher")
     assert len({id(backend.replica_for(f"s{i}/a0/student")) for i in range(30)}) == 3
 
@@ -134,8 +198,7 @@ def test_a_samples_requests_come_from_one_build_process_and_samples_spread_over_
     from tessy_core.bench.gpu_projection import ClientLoop, SimulatedBackend
 
     clients = [ClientLoop(0.001) for _ in range(4)]
-    backend = SimulatedBackend("student", [SimulatedReplica(MODEL)], tokenizer=None, pools=None,
-                               profile=TraceProfile(), clients=clients)
+    backend = SimulatedBackend("student", [SimulatedReplica(MODEL)], tokenizer=None, scripts=None, clients=clients)
     assert backend.client_for("s1/a0/student") is backend.client_for("s1/a0/teacher")
     assert len({id(backend.client_for(f"s{i}/a0/student")) for i in range(40)}) == 4
 
