@@ -199,6 +199,11 @@ def gpu_projection(
     client_request_ms: float = typer.Option(
         1.8, "--client-request-ms", min=0, help="CPU of a build process's event loop per request"
     ),
+    predictor_reads: str = typer.Option(
+        "world-trace", "--predictor-reads",
+        help="world-trace: the predictors read from the start of the small-world trace they are in; "
+             "whole: the whole stitched trace (out of the small world's predictors' training)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """PROJECTION from a latency model of GPU vLLM replicas (not a measurement): the real engine,
@@ -217,6 +222,8 @@ def gpu_projection(
     root = world or default_world_root(WorldConfig())
     if not (root / "world.json").exists():
         fail(f"{root}: no built world (run `tessy toyworld build`)", as_json)
+    if predictor_reads not in ("world-trace", "whole"):
+        fail(f"--predictor-reads: world-trace or whole, got {predictor_reads!r}", as_json)
     try:
         teacher_k, student_k = (int(x) for x in lockstep_k.split(","))
         answer_min, answer_max = (int(x) for x in answer_tokens.split(","))
@@ -225,6 +232,7 @@ def gpu_projection(
             lockstep_teacher_k=teacher_k, lockstep_student_k=student_k, prompts_to_project=prompts,
             teacher_replicas=teacher_replicas, student_replicas=student_replicas,
             build_processes=build_processes, client_request_ms=client_request_ms,
+            predictor_reads_world_traces=predictor_reads == "world-trace",
             teacher=TEACHER_GPU.model_copy(update={"api_servers": api_servers}),
             student=student_replica(student_tp).model_copy(update={"api_servers": api_servers}),
             profile=TraceProfile(thinking_tokens_mean=thinking_tokens, answer_tokens_min=answer_min,

@@ -218,8 +218,11 @@ def test_the_cli_runs_a_projection_over_several_build_processes(tiny_world):
     assert report["settings"]["build_processes"] == 2 and report["settings"]["client_request_ms"] == 2.5
     assert report["settings"]["profile"]["answer_tokens_max"] == 30
     assert report["modes"]["tessy"]["samples_ok"] == 3 and report["ratios"]["tessy_vs_teacher_only"] > 0
-    human = CliRunner().invoke(app, args)
+    assert report["settings"]["predictor_reads_world_traces"] is True
+    human = CliRunner().invoke(app, args + ["--predictor-reads", "whole"])
     assert human.exit_code == 0 and "PROJECTION" in human.stdout and "a sample's" in human.stdout
+    wrong = CliRunner().invoke(app, args + ["--predictor-reads", "all", "--json"])
+    assert wrong.exit_code != 0 and "world-trace or whole" in wrong.stdout
 
 
 def test_more_api_processes_serve_a_burst_of_requests_sooner():
