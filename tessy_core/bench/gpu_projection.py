@@ -485,8 +485,8 @@ class TraceLocalPredictor:
     start), where the small world's predictor, trained on whole short traces, cuts mid-sentence.
     Read from the current world trace's start, each call sees the context the CPU world's
     predictor sees, so the spans it cuts (and what is thrown away) are those of the world's own
-    length at any projected length. The full-window reading is used (the incremental one keeps
-    one reading per stream); its cost in the model is `predictor_step_ms` either way.
+    length at any projected length. The incremental reading still applies: within one world trace
+    the text read only grows; at a seam it starts anew.
     """
 
     reads_streams = True
@@ -502,10 +502,7 @@ class TraceLocalPredictor:
                             lookahead: bool = False):
         if stream is not None:
             context = context[self.scripts.get(stream.split("/", 1)[0]).world_trace_start(len(context)) :]
-        return await self.predictor.find_boundary(context, chunk, target, min_offset, lookahead=lookahead)
-
-    def release(self, stream: str) -> None:
-        return None
+        return await self.predictor.find_boundary(context, chunk, target, min_offset, stream=stream, lookahead=lookahead)
 
 
 class SimulatedBackend:
@@ -554,8 +551,8 @@ class SimulatedBackend:
 
     def _continuation(self, prompt: str, key: str, max_tokens: int) -> tuple[list[str], bool]:
         """What the model writes after `prompt` (and whether that text ends its turn): the sample's
-        trace from where its thinking stands, the student as it is, the teacher with its own style
-        runs in place of the student's."""
+        trace from where its thinking stands, then its own words where the trace has the other
+        model's."""
         script = self.scripts.get(key or "anonymous")
         rng, pools = script.rng, self.scripts.pools
         if prompt.endswith(self.answer_open):

@@ -129,7 +129,7 @@ def test_the_predictors_read_a_simulated_trace_from_the_start_of_its_world_trace
     class Recording:
         handover_stops = (" Thus",)
 
-        async def find_boundary(self, context, chunk, target, min_offset=0, *, lookahead=False):
+        async def find_boundary(self, context, chunk, target, min_offset=0, *, stream=None, lookahead=False):
             seen.append((context, lookahead))
             return None
 
