@@ -28,11 +28,15 @@ The replica model (per replica; every number is a parameter, defaults in `Replic
 The KV cache is assumed to hold every in-flight trace (size `concurrency` by docs/sizing.md §4).
 
 The traces (`TraceProfile`): each sample's thinking length is drawn around the paper's 14.6K tokens,
-its answer between 1K and 4K tokens. The models write the small world's kind of text: the teacher
-sentences of capability clauses each opened by its own style opener, the student its own openers
-(and clauses the predictor cuts away); span lengths are therefore the small world's, and a trace
-holds as many spans as its length needs ("scaled up" in count, not in span length), which gives a
-teacher share of kept tokens close to the paper's 0.70-0.78. Real predictors decide every handover.
+its answer between 1K and 4K tokens. Each sample is one trace both models write (`SampleScripts`):
+the small world's teacher traces of one problem family end to end, with the student's style runs
+between their reasoning pieces. From where the thinking stands, each model writes the trace and,
+where the trace has the other model's words, its own: the teacher its style runs (where the stop
+strings and its predictor end its span), the student its reasoning (where its predictor hands
+back). Span lengths are therefore the small world's, and a trace holds as many spans as its length
+needs ("scaled up" in count, not in span length), which gives a teacher share of kept tokens close
+to the paper's 0.70-0.78. Real predictors decide every handover, reading from the start of the
+small-world trace they are in (`TraceLocalPredictor`: they were trained on whole short traces).
 """
 
 from __future__ import annotations
