@@ -35,6 +35,19 @@ def test_a_built_world_is_reused_not_rebuilt(world):
     assert 0.2 <= manifest["style_token_share"]["student"] <= 0.4
 
 
+def test_an_opened_world_mines_its_stops_again_when_their_file_is_of_an_older_format(world):
+    from tessy_core.predictors.stops import STOPS_FILE, STOPS_FORMAT
+
+    path = world.predictor_dir("teacher") / STOPS_FILE
+    mined = json.loads(path.read_text())
+    path.write_text(json.dumps({"role": "teacher", "stops": [" Check:", " Thus"]}))  # format 1
+    build_world()
+    again = json.loads(path.read_text())
+    assert again["format"] == STOPS_FORMAT and again["stops"] == mined["stops"]
+    # The teacher's stops end on a word's letters where those are as precise (" Check" of " Check:").
+    assert " Check" in again["stops"] and again["shortened"][" Check:"] == " Check"
+
+
 def test_the_world_shows_the_tessy_claim(world):
     report = asyncio.run(measure_world(world))
     figures = report.modes
