@@ -118,7 +118,8 @@ def mine_handover_stops(
 
 
 def _letters(word_stop: str) -> str:
-    """" Check:" -> " Check", " Let's" -> " Let"; the stop itself when its word has no letters first."""
+    """The stop cut to its word's leading letters (" Check:" -> " Check", " Let's" -> " Let"), or
+    the stop itself when its word does not begin with one."""
     end = 1
     while end < len(word_stop) and word_stop[end].isalnum():
         end += 1
