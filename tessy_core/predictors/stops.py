@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Iterable, Iterator, Literal, Sequence
 
 from tessy_core.files import write_atomic
 
@@ -86,10 +86,7 @@ def mine_handover_stops(
     occurrences: Counter[str] = Counter()
     for text, _ in rows:
         for stop in frequent:
-            position = text.find(stop)
-            while position != -1:
-                occurrences[stop] += 1
-                position = text.find(stop, position + 1)
+            occurrences[stop] += sum(1 for _ in _matches(text, stop))
     chosen, precision = [], {}
     for stop in frequent:
         hits = len(at_boundary[stop])
@@ -117,6 +114,14 @@ def mine_handover_stops(
     }
 
 
+def _matches(text: str, stop: str) -> Iterator[int]:
+    """Every offset where the server would see `stop` in `text` (overlapping ones too)."""
+    position = text.find(stop)
+    while position != -1:
+        yield position
+        position = text.find(stop, position + 1)
+
+
 def _letters(word_stop: str) -> str:
     """The stop cut to its word's leading letters (" Check:" -> " Check", " Let's" -> " Let"), or
     the stop itself when its word does not begin with one."""
@@ -137,11 +142,9 @@ def _shortened_stops(rows, chosen: list[str], boundary_offsets: set[tuple[int, i
             continue
         hits = total = 0
         for index, (text, _) in enumerate(rows):
-            position = text.find(short)
-            while position != -1:
+            for position in _matches(text, short):
                 total += 1
                 hits += (index, position) in boundary_offsets
-                position = text.find(short, position + 1)
         if total and hits / total >= min_precision:
             shortened[stop] = short
     return shortened

@@ -48,7 +48,7 @@ def test_student_stops_are_whole_style_runs_that_capability_follows(tmp_path):
     assert load_handover_stops(tmp_path / "missing") == ()
 
 
-def test_teacher_stops_shorten_to_the_word_s_letters_where_that_is_as_precise(tmp_path):
+def test_teacher_stops_shorten_to_the_word_s_letters_where_that_is_as_precise():
     rows = [
         _labelled("We add them. Check: the sum is 6. Note: n is small. Thus print it.", ["Check:", "Note:", "Thus"]),
         # " Note" inside capability text: cutting there would split a sentence, so " Note:" stays whole.
