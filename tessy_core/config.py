@@ -91,7 +91,7 @@ SERVING_FIELDS = frozenset(
     {"endpoints", "api_key", "request_timeout_s", "max_retries", "outage_wait_s", "device", "served_model_name"}
 )
 # Where a predictor runs and how it batches: the same predictor decides the same on any device.
-PREDICTOR_SERVING_FIELDS = frozenset({"device", "max_batch"})
+PREDICTOR_SERVING_FIELDS = frozenset({"device", "max_batch", "cpu_threads"})
 
 
 class ModelConfig(Strict):
@@ -173,6 +173,12 @@ class PredictorConfig(Strict):
         "auto", description="torch device of a learned predictor: auto (CUDA when present, else CPU), cpu, cuda, cuda:N"
     )
     max_batch: int = Field(64, ge=1)
+    cpu_threads: int = Field(
+        1, ge=1,
+        description="torch threads a learned predictor's batch runs on when its device is the CPU: a batch is "
+        "the few new tokens of the streams in flight, too small to split, and idle threads spin on cores "
+        "the engine's loop (and servers on the same machine) need; raise it for a large predictor on the CPU",
+    )
 
     @model_validator(mode="after")
     def _kind_needs(self) -> "PredictorConfig":

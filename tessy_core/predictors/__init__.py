@@ -30,7 +30,8 @@ def _learned(config: PredictorConfig) -> BoundaryPredictor:
     from tessy_core.predictors.learned import LearnedPredictor
 
     return LearnedPredictor(
-        config.path, window_tokens=config.window_tokens, device=config.device, max_batch=config.max_batch
+        config.path, window_tokens=config.window_tokens, device=config.device, max_batch=config.max_batch,
+        cpu_threads=config.cpu_threads,
     )
 
 

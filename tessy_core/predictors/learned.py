@@ -10,6 +10,8 @@ from __future__ import annotations
 import bisect
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tessy_core.predictors.base import TokenKind
@@ -38,6 +40,7 @@ class LearnedPredictor:
         max_batch: int = 64,
         incremental: bool = True,
         max_streams: int = 512,
+        cpu_threads: int | None = 1,
     ):
         import torch
         from tessy_core.model_loading import load_pretrained
@@ -57,6 +60,7 @@ class LearnedPredictor:
         self.window_tokens = window_tokens or int(metadata.get("window_tokens", 200))
         self._device = device
         self.device = device
+        self._cpu_threads = cpu_threads if device == "cpu" else None
         self._pad_id = pad_id_of(self.tokenizer)
         self._identity = f"learned:{metadata.get('name', path.name)}@{metadata.get('version', 'local')}"
         self._batcher: MicroBatcher[list[int], list[int]] = MicroBatcher(self._predict_batch, max_batch)
@@ -154,16 +158,33 @@ class LearnedPredictor:
         }
 
     def _read_steps(self, steps: list) -> list[None]:
-        self._reader.run(steps)
+        with self._torch_threads():
+            self._reader.run(steps)
         return [None] * len(steps)
 
     def _predict_batch(self, batch: list[list[int]]) -> list[list[int]]:
         started = time.thread_time()
         try:
-            return predict_next_kinds(self.model, batch, self._pad_id, self._device)
+            with self._torch_threads():
+                return predict_next_kinds(self.model, batch, self._pad_id, self._device)
         finally:
             self._cpu_s += time.thread_time() - started
             self._window_tokens_read += sum(len(ids) for ids in batch)
+
+    @contextmanager
+    def _torch_threads(self) -> Iterator[None]:
+        """On the CPU, a batch runs on `cpu_threads` of torch's intra-op threads (set on the worker
+        thread for the batch only, so nothing else in the process is changed)."""
+        if self._cpu_threads is None:
+            yield
+            return
+        torch = self._torch
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self._cpu_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
     async def aclose(self) -> None:
         return None

@@ -80,3 +80,42 @@ async def test_a_released_folder_decides_by_label_one_for_style_shifted_to_the_n
     capability_everywhere = _with_constant_head(build_predictor(config), label=0)
     assert await capability_everywhere.find_boundary("Thus", chunk, TokenKind.STYLE) is None
     assert await capability_everywhere.find_boundary("Thus", chunk, TokenKind.CAPABILITY) == 0
+
+
+
+async def test_on_the_cpu_a_batch_runs_on_cpu_threads_and_leaves_torchs_setting_as_it_was(released):
+    import threading
+
+    import torch
+
+    assert PredictorConfig(kind="learned", path="x").cpu_threads == 1
+    predictor = build_predictor(PredictorConfig(kind="learned", path=str(released), device="cpu", cpu_threads=1))
+    run, during = predictor._reader.run, []
+
+    def recording_run(steps):
+        during.append(torch.get_num_threads())
+        return run(steps)
+
+    predictor._reader.run = recording_run
+    process_setting = torch.get_num_threads()
+    torch.set_num_threads(2)  # the batches' worker threads start at 2
+    try:
+        await predictor.find_boundary("Thus", " we add the numbers", TokenKind.STYLE, stream="s1")
+        await predictor.find_boundary("Thus we add the numbers", " and print", TokenKind.STYLE, stream="s1")
+    finally:
+        torch.set_num_threads(process_setting)
+    assert during == [1, 1]
+
+    # On a thread set to 2, a batch runs on 1 and the thread is at 2 again afterwards.
+    step = predictor._reader.plan(predictor._reader.acquire("s2"), "Thus we add", 0)
+    seen: list[int] = []
+
+    def on_a_worker():
+        torch.set_num_threads(2)
+        predictor._read_steps([step])
+        seen.append(torch.get_num_threads())
+
+    worker = threading.Thread(target=on_a_worker)
+    worker.start()
+    worker.join()
+    assert during[-1] == 1 and seen == [2]
