@@ -20,6 +20,7 @@ requests, prompt tokens, cached prompt tokens and tokens decoded, beside the eng
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
@@ -52,6 +53,10 @@ class DecodeBenchSettings(BaseModel):
     lockstep_student_k: int = Field(5, ge=1)
     warmup_samples: int = Field(2, ge=0, description="teacher_only samples run first and not measured")
     server_counters: bool = Field(True, description="read the servers' /metrics before and after each mode")
+    repeats: int = Field(
+        1, ge=1, description="rounds of every mode on the same servers; the median round is reported (a run's "
+        "ratios move by +-0.2 on a small machine)",
+    )
 
 
 def requests_for(problems: Sequence[tuple[str, str]], samples: int) -> list[SampleRequest]:
@@ -263,29 +268,35 @@ async def run_decode_bench(
     config: GenerationConfig,
     requests: Sequence[SampleRequest],
     settings: DecodeBenchSettings = DecodeBenchSettings(),
-    on_mode: Callable[[str, dict], None] | None = None,
+    on_mode: Callable[[str, dict, int], None] | None = None,
 ) -> dict:
-    """Run every mode of `settings` over `requests`; figures per mode and the ratios between them."""
+    """Run every mode of `settings` over `requests` (`settings.repeats` rounds of them); figures per
+    mode and the ratios between them, of the median round when there are several (`median_round`),
+    with every round's walls and ratios under `repeats`. `on_mode(mode, figures, round)` after each run."""
     from tessy_core.backends.server_metrics import settle
 
     endpoints = served_endpoints(config) if settings.server_counters else {}
     if settings.warmup_samples:
         await run_mode(config, "teacher_only", requests[: settings.warmup_samples], settings)
-    figures: dict[str, dict] = {}
-    for mode in settings.modes:
-        before = await settle(endpoints) if endpoints else None
-        started = time.perf_counter()
-        run = await run_mode(config, mode, requests, settings)
-        figures[mode] = mode_figures(run.summary, run.results, run.predictors)
-        figures[mode]["client_loop_cpu_s"] = round(run.client_loop_cpu_s, 2)
-        figures[mode]["client_loop_busy_share"] = round(run.client_loop_cpu_s / run.summary.wall_s, 3) if run.summary.wall_s else None
-        if before is not None:
-            after = await settle(endpoints)
-            server_figures(figures[mode], {m: after[m] - before[m] for m in endpoints}, run.client_request_s)
-            figures[mode]["settle_s"] = round(time.perf_counter() - started - run.summary.wall_s, 2)
-        if on_mode is not None:
-            on_mode(mode, figures[mode])
-    return {
+    rounds: list[dict[str, dict]] = []
+    for repeat in range(settings.repeats):
+        figures: dict[str, dict] = {}
+        for mode in settings.modes:
+            before = await settle(endpoints) if endpoints else None
+            started = time.perf_counter()
+            run = await run_mode(config, mode, requests, settings)
+            figures[mode] = mode_figures(run.summary, run.results, run.predictors)
+            figures[mode]["client_loop_cpu_s"] = round(run.client_loop_cpu_s, 2)
+            figures[mode]["client_loop_busy_share"] = round(run.client_loop_cpu_s / run.summary.wall_s, 3) if run.summary.wall_s else None
+            if before is not None:
+                after = await settle(endpoints)
+                server_figures(figures[mode], {m: after[m] - before[m] for m in endpoints}, run.client_request_s)
+                figures[mode]["settle_s"] = round(time.perf_counter() - started - run.summary.wall_s, 2)
+            if on_mode is not None:
+                on_mode(mode, figures[mode], repeat)
+        rounds.append(figures)
+    median = median_round(rounds)
+    result = {
         "samples": len(requests),
         "concurrency": settings.concurrency,
         "lockstep_k": {"teacher": settings.lockstep_teacher_k, "student": settings.lockstep_student_k},
@@ -296,8 +307,41 @@ async def run_decode_bench(
             "teacher_predictor": config.teacher_predictor.model_dump(mode="json", exclude_defaults=True) if config.teacher_predictor else None,
             "student_predictor": config.student_predictor.model_dump(mode="json", exclude_defaults=True) if config.student_predictor else None,
         },
-        "modes": figures,
-        "ratios": ratios(figures),
+        "modes": rounds[median],
+        "ratios": ratios(rounds[median]),
+    }
+    if settings.repeats > 1:
+        result["repeats"] = repeat_figures(rounds, median)
+    return result
+
+
+# Pace ratios between modes (ms per output token, `ratios`), each from one round's runs; the first
+# one the modes give picks the median round.
+PACE_RATIOS = ("lockstep_vs_tessy", "tessy_vs_teacher_only", "lockstep_vs_tessy_fixed", "tessy_fixed_vs_tessy",
+               "tessy_stream_vs_tessy")
+
+
+def median_round(rounds: list[dict[str, dict]]) -> int:
+    """The round whose headline ratio (the first of `PACE_RATIOS` the modes give) is the median of
+    the rounds' (the upper middle one for an even count); round 0 when no ratio is given."""
+    per_round = [ratios(figures) for figures in rounds]
+    for name in PACE_RATIOS:
+        values = [(r[name], index) for index, r in enumerate(per_round) if r[name] is not None]
+        if len(values) == len(rounds):
+            return sorted(values)[len(values) // 2][1]
+    return 0
+
+
+def repeat_figures(rounds: list[dict[str, dict]], median: int) -> dict:
+    """Every round's wall seconds per mode and pace ratios, and each ratio's median over the rounds."""
+    per_round = [ratios(figures) for figures in rounds]
+    given = [name for name in PACE_RATIOS if all(r[name] is not None for r in per_round)]
+    return {
+        "count": len(rounds),
+        "median_round": median,
+        "wall_s": {mode: [figures[mode]["wall_s"] for figures in rounds] for mode in rounds[0]},
+        "ratios": {name: [r[name] for r in per_round] for name in given},
+        "medians": {name: round(statistics.median(r[name] for r in per_round), 3) for name in given},
     }
 
 

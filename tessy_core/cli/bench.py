@@ -43,6 +43,9 @@ def decode(
     server_counters: bool = typer.Option(
         True, "--server-counters/--no-server-counters", help="read each server's /metrics before and after each mode"
     ),
+    repeats: int = typer.Option(
+        1, "--repeats", min=1, help="rounds of every mode on the same servers (the median round is reported)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Run tessy, teacher_only and a lock-step fixed-k schedule stand-in on equal prompts; print the figures."""
@@ -70,6 +73,7 @@ def decode(
         settings = DecodeBenchSettings(
             modes=tuple(m.strip() for m in modes.split(",") if m.strip()), concurrency=concurrency,
             lockstep_teacher_k=teacher_k, lockstep_student_k=student_k, server_counters=server_counters,
+            repeats=repeats,
         )
     except ValidationError as error:
         fail(f"invalid --modes or --lockstep-k: {error}", as_json)
@@ -107,10 +111,11 @@ def decode(
         fail(f"invalid bench configuration: {error}", as_json)
         return
 
-    def on_mode(mode: str, figures: dict) -> None:
+    def on_mode(mode: str, figures: dict, repeat: int) -> None:
         served = figures.get("server_tokens_per_kept_token")
         console.print(
-            f"[bold]{mode}[/]: {figures['wall_s']} s, {figures['output_tokens']} output tokens, "
+            (f"round {repeat + 1}/{repeats} " if repeats > 1 else "")
+            + f"[bold]{mode}[/]: {figures['wall_s']} s, {figures['output_tokens']} output tokens, "
             f"{figures['requests']} requests, {figures['tokens_discarded']} thrown away, "
             f"{figures['samples_ok']} ok / {figures['samples_failed']} failed"
             + (f", servers decoded {served} tokens per kept token" if served is not None else "")
@@ -343,6 +348,11 @@ def _human(result: dict) -> str:
         f"(target <= {t['accounting_error_max']}); tessy / teacher_only {r['tessy_vs_teacher_only']} "
         f"(its target applies to the GPU projection, docs/sizing.md)"
     )
+    repeats = result.get("repeats")
+    if repeats:
+        lines.insert(0, f"the median of {repeats['count']} rounds (round {repeats['median_round'] + 1}):")
+        for name, values in repeats["ratios"].items():
+            lines.append(f"{name} per round: {' / '.join(str(v) for v in values)} (median {repeats['medians'][name]})")
     return "\n".join(lines)
 
 

@@ -4,7 +4,9 @@ tests/workers/test_vllm_servers.py)."""
 from __future__ import annotations
 
 from tessy_core.backends.server_metrics import ServerCounters, metrics_url, parse_prometheus
-from tessy_core.bench.decode import DecodeBenchSettings, mode_config, ratios, requests_for, server_figures
+from tessy_core.bench.decode import (
+    DecodeBenchSettings, median_round, mode_config, ratios, repeat_figures, requests_for, server_figures,
+)
 from tessy_core.config import GenerationConfig, Mode
 
 
@@ -47,6 +49,33 @@ def test_ratios_are_cost_per_output_token_and_targets_are_checked():
         "tessy_requests_per_span": True, "accounting": False,
     }
     assert out["lockstep_vs_tessy_fixed"] is None
+
+
+def _round(tessy_ms: float, lockstep_ms: float, teacher_ms: float) -> dict[str, dict]:
+    return {
+        "tessy": {"ms_per_output_token": tessy_ms, "wall_s": tessy_ms * 10},
+        "lockstep_standin": {"ms_per_output_token": lockstep_ms, "wall_s": lockstep_ms * 10},
+        "teacher_only": {"ms_per_output_token": teacher_ms, "wall_s": teacher_ms * 10},
+    }
+
+
+def test_repeated_rounds_report_the_median_round_and_every_rounds_ratios():
+    # lock-step / tessy per round: 2.0, 1.4, 1.6 -> the median round is the third.
+    rounds = [_round(1.0, 2.0, 0.8), _round(1.0, 1.4, 0.5), _round(1.0, 1.6, 0.9)]
+    assert median_round(rounds) == 2
+    summary = repeat_figures(rounds, 2)
+    assert summary["count"] == 3 and summary["median_round"] == 2
+    assert summary["wall_s"]["tessy"] == [10.0, 10.0, 10.0] and summary["wall_s"]["lockstep_standin"] == [20.0, 14.0, 16.0]
+    assert summary["ratios"]["lockstep_vs_tessy"] == [2.0, 1.4, 1.6] and summary["medians"]["lockstep_vs_tessy"] == 1.6
+    # Each ratio's median is its own: tessy / teacher_only per round 1.25, 2.0, 1.111.
+    assert summary["medians"]["tessy_vs_teacher_only"] == 1.25
+    assert "tessy_fixed_vs_tessy" not in summary["ratios"]  # a mode not run gives no ratio
+    # Without lock-step, tessy / teacher_only picks the round; with one mode, the first round.
+    without = [{k: v for k, v in r.items() if k != "lockstep_standin"} for r in rounds]
+    assert median_round(without) == 0
+    assert median_round([{"tessy": r["tessy"]} for r in rounds]) == 0
+    # An even count takes the upper of the two middle rounds.
+    assert median_round(rounds + [_round(1.0, 1.5, 0.8)]) == 2
 
 
 def test_requests_cycle_over_prompts():

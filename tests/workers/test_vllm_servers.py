@@ -144,7 +144,7 @@ def test_generate_every_mode_through_the_http_backend(world, mode):
 
 def test_bench_decode_reports_every_mode_the_servers_counters_and_the_ratios(world):
     result = tessy_json("bench", "decode", "--config", str(world["gen"]), "--prompts", str(world["prompts"]),
-                  "--samples", "8", "--concurrency", "4", "--lockstep-k", "6,3",
+                  "--samples", "8", "--concurrency", "4", "--lockstep-k", "6,3", "--repeats", "2",
                   "--modes", "tessy,teacher_only,lockstep_standin,tessy_fixed,tessy_stream")
     assert set(result["modes"]) == {"tessy", "teacher_only", "lockstep_standin", "tessy_fixed", "tessy_stream"}
     assert result["lockstep_k"] == {"teacher": 6, "student": 3}
@@ -173,6 +173,12 @@ def test_bench_decode_reports_every_mode_the_servers_counters_and_the_ratios(wor
     ratios = result["ratios"]
     assert ratios["tessy_vs_teacher_only"] > 0 and ratios["lockstep_vs_tessy"] > 0
     assert {"lockstep_vs_tessy", "tessy_server_tokens_per_kept_token", "accounting"} <= set(ratios["targets_met"])
+    # Two rounds on the same servers: the figures above are the median round's, every round's are kept.
+    repeats = result["repeats"]
+    assert repeats["count"] == 2 and repeats["median_round"] in (0, 1)
+    assert all(len(walls) == 2 and min(walls) > 0 for walls in repeats["wall_s"].values())
+    assert repeats["ratios"]["lockstep_vs_tessy"][repeats["median_round"]] == ratios["lockstep_vs_tessy"]
+    assert result["modes"]["tessy"]["wall_s"] == repeats["wall_s"]["tessy"][repeats["median_round"]]
 
 
 async def test_killing_a_teacher_replica_mid_run_fails_over_and_accounts_for_every_sample(world):
