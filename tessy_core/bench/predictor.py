@@ -113,7 +113,8 @@ def run_predictor_bench(
     figures = {}
     for variant in ("full_window", "incremental"):
         predictor = LearnedPredictor(
-            predictor_dir, device=device, incremental=variant == "incremental", window_tokens=window_tokens
+            predictor_dir, device=device, incremental=variant == "incremental", window_tokens=window_tokens,
+            cpu_threads=threads,
         )
 
         async def run_all():

@@ -210,6 +210,7 @@ def evaluate_predictor(
     """
     from tessy_core.predictors.learned import LearnedPredictor
 
-    predictor = LearnedPredictor(predictor_dir, window_tokens=window_tokens, device=device)
+    # Whole windows in batches of `batch_size`, nothing beside it: torch's own thread count.
+    predictor = LearnedPredictor(predictor_dir, window_tokens=window_tokens, device=device, cpu_threads=None)
     windows = build_windows(data, predictor.tokenizer, predictor.window_tokens, stride or max(1, predictor.window_tokens // 4))
     return evaluate_windows(predictor._predict_batch, windows, batch_size, tolerance_tokens)

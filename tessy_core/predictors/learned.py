@@ -26,7 +26,8 @@ _CHARS_PER_TOKEN_BOUND = 8
 class LearnedPredictor:
     """`incremental` (default): calls that name a `stream` read only the text that is new since that
     stream's previous call, through a per-stream KV cache (`predictors/incremental.py`); calls
-    without one re-read the last window in full."""
+    without one re-read the last window in full. `cpu_threads` (on the CPU): torch threads per batch
+    (`PredictorConfig.cpu_threads`); None leaves torch's own setting."""
 
     # find_boundary takes `stream` and `lookahead` (the engine passes them only to predictors that say so).
     reads_streams = True
