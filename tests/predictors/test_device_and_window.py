@@ -82,7 +82,6 @@ async def test_a_released_folder_decides_by_label_one_for_style_shifted_to_the_n
     assert await capability_everywhere.find_boundary("Thus", chunk, TokenKind.CAPABILITY) == 0
 
 
-
 async def test_on_the_cpu_a_batch_runs_on_cpu_threads_and_leaves_torchs_setting_as_it_was(released):
     import threading
 
