@@ -295,7 +295,8 @@ async def run_decode_bench(
             if on_mode is not None:
                 on_mode(mode, figures[mode], repeat)
         rounds.append(figures)
-    median = median_round(rounds)
+    per_round = [ratios(figures) for figures in rounds]
+    median = median_round(per_round)
     result = {
         "samples": len(requests),
         "concurrency": settings.concurrency,
@@ -308,10 +309,10 @@ async def run_decode_bench(
             "student_predictor": config.student_predictor.model_dump(mode="json", exclude_defaults=True) if config.student_predictor else None,
         },
         "modes": rounds[median],
-        "ratios": ratios(rounds[median]),
+        "ratios": per_round[median],
     }
     if settings.repeats > 1:
-        result["repeats"] = repeat_figures(rounds, median)
+        result["repeats"] = repeat_figures(rounds, per_round, median)
     return result
 
 
@@ -321,20 +322,19 @@ PACE_RATIOS = ("lockstep_vs_tessy", "tessy_vs_teacher_only", "lockstep_vs_tessy_
                "tessy_stream_vs_tessy")
 
 
-def median_round(rounds: list[dict[str, dict]]) -> int:
-    """The round whose headline ratio (the first of `PACE_RATIOS` the modes give) is the median of
-    the rounds' (the upper middle one for an even count); round 0 when no ratio is given."""
-    per_round = [ratios(figures) for figures in rounds]
+def median_round(per_round: list[dict]) -> int:
+    """Of the rounds' `ratios`, the round whose headline ratio (the first of `PACE_RATIOS` every
+    round gives) is the median (the upper middle one for an even count); round 0 when none is given."""
     for name in PACE_RATIOS:
         values = [(r[name], index) for index, r in enumerate(per_round) if r[name] is not None]
-        if len(values) == len(rounds):
+        if len(values) == len(per_round):
             return sorted(values)[len(values) // 2][1]
     return 0
 
 
-def repeat_figures(rounds: list[dict[str, dict]], median: int) -> dict:
-    """Every round's wall seconds per mode and pace ratios, and each ratio's median over the rounds."""
-    per_round = [ratios(figures) for figures in rounds]
+def repeat_figures(rounds: list[dict[str, dict]], per_round: list[dict], median: int) -> dict:
+    """Every round's wall seconds per mode and pace ratios (`per_round`: each round's `ratios`), and
+    each ratio's median over the rounds."""
     given = [name for name in PACE_RATIOS if all(r[name] is not None for r in per_round)]
     return {
         "count": len(rounds),

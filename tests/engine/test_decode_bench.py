@@ -62,8 +62,9 @@ def _round(tessy_ms: float, lockstep_ms: float, teacher_ms: float) -> dict[str, 
 def test_repeated_rounds_report_the_median_round_and_every_rounds_ratios():
     # lock-step / tessy per round: 2.0, 1.4, 1.6 -> the median round is the third.
     rounds = [_round(1.0, 2.0, 0.8), _round(1.0, 1.4, 0.5), _round(1.0, 1.6, 0.9)]
-    assert median_round(rounds) == 2
-    summary = repeat_figures(rounds, 2)
+    per_round = [ratios(figures) for figures in rounds]
+    assert median_round(per_round) == 2
+    summary = repeat_figures(rounds, per_round, 2)
     assert summary["count"] == 3 and summary["median_round"] == 2
     assert summary["wall_s"]["tessy"] == [10.0, 10.0, 10.0] and summary["wall_s"]["lockstep_standin"] == [20.0, 14.0, 16.0]
     assert summary["ratios"]["lockstep_vs_tessy"] == [2.0, 1.4, 1.6] and summary["medians"]["lockstep_vs_tessy"] == 1.6
@@ -71,11 +72,11 @@ def test_repeated_rounds_report_the_median_round_and_every_rounds_ratios():
     assert summary["medians"]["tessy_vs_teacher_only"] == 1.25
     assert "tessy_fixed_vs_tessy" not in summary["ratios"]  # a mode not run gives no ratio
     # Without lock-step, tessy / teacher_only picks the round; with one mode, the first round.
-    without = [{k: v for k, v in r.items() if k != "lockstep_standin"} for r in rounds]
+    without = [ratios({k: v for k, v in r.items() if k != "lockstep_standin"}) for r in rounds]
     assert median_round(without) == 0
-    assert median_round([{"tessy": r["tessy"]} for r in rounds]) == 0
+    assert median_round([ratios({"tessy": r["tessy"]}) for r in rounds]) == 0
     # An even count takes the upper of the two middle rounds.
-    assert median_round(rounds + [_round(1.0, 1.5, 0.8)]) == 2
+    assert median_round(per_round + [ratios(_round(1.0, 1.5, 0.8))]) == 2
 
 
 def test_requests_cycle_over_prompts():
